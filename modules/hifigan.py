@@ -6,18 +6,33 @@ size so that one latent frame becomes exactly one hop of audio. Multi-receptive-
 
 Unlike the original, the generator takes an optional frame mask and zeroes padded positions before
 every convolution: a padded batch then decodes each item's valid samples exactly as the item alone.
+
+With `harmonic_source=True` it is a source-excited (NSF-)HiFi-GAN: `forward` also takes the frame F0,
+a `HarmonicNoiseSynth` turns it and per-frame harmonic amplitudes (predicted from the features after
+`conv_pre`) into a harmonic-plus-noise excitation at the sample rate, and a strided conv per stage
+brings that excitation down to the stage's rate and adds it after the stage's upsampling. The
+network then refines a periodic signal at the given pitch instead of inventing one (see
+`modules/harmonic_source.py`). `decode` also returns the excitation, which the task trains with its
+own mel loss.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrizations, parametrize
 
+from modules.harmonic_source import HarmonicNoiseSynth
+
 LRELU_SLOPE = 0.1
+
+
+class DecoderOutput(NamedTuple):
+    wav: torch.Tensor  # [B, 1, T * hop]
+    source_wav: torch.Tensor | None  # [B, 1, T * hop] the harmonic-plus-noise excitation; None without a source
 
 
 def check_upsampling(upsample_rates: Sequence[int], hop_size: int, upsample_kernel_sizes: Sequence[int] | None = None) -> None:
@@ -132,6 +147,9 @@ class HiFiGANGenerator(nn.Module):
         resblock_kernel_sizes: kernels of the parallel residual blocks of each stage.
         resblock_dilation_sizes: dilations of each of those blocks.
         gin_channels: speaker condition width, 0 for none.
+        harmonic_source: add a learnt harmonic-plus-noise excitation at every stage; `forward` then needs `f0`.
+        sample_rate: output rate in Hz (the harmonics' frequencies); used only with `harmonic_source`.
+        n_harmonics: harmonics of the source, the fundamental included.
     """
 
     def __init__(
@@ -145,6 +163,9 @@ class HiFiGANGenerator(nn.Module):
         resblock_kernel_sizes: Sequence[int] = (3, 7, 11),
         resblock_dilation_sizes: Sequence[Sequence[int]] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
         gin_channels: int = 0,
+        harmonic_source: bool = False,
+        sample_rate: int = 24000,
+        n_harmonics: int = 48,
     ) -> None:
         super().__init__()
         check_upsampling(upsample_rates, hop_size, upsample_kernel_sizes)
@@ -176,21 +197,51 @@ class HiFiGANGenerator(nn.Module):
                 self.resblocks.append(resblock_class(channels, res_kernel, tuple(dilations)))
         self.conv_post = nn.Conv1d(channels, 1, 7, padding=3, bias=False)
         self.ups.apply(_init_conv)
+        self.source = HarmonicNoiseSynth(upsample_initial_channel, sample_rate, hop_size, n_harmonics) if harmonic_source else None
+        self.source_convs = nn.ModuleList()
+        if harmonic_source:
+            channels = upsample_initial_channel
+            for i in range(len(self.upsample_rates)):
+                channels //= 2
+                # Samples -> this stage's rate: stride = the upsampling still to come after stage i.
+                stride = math.prod(self.upsample_rates[i + 1 :])
+                if stride == 1:
+                    self.source_convs.append(nn.Conv1d(1, channels, 1))
+                else:
+                    # kernel 2 * stride with padding ceil(stride / 2) gives exactly S / stride outputs.
+                    self.source_convs.append(nn.Conv1d(1, channels, 2 * stride, stride, padding=(stride + 1) // 2))
 
-    def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None, g: torch.Tensor | None = None) -> torch.Tensor:
-        """`z [B, C_in, T]`, optional frame `mask [B, 1, T]` and `g [B, gin, 1]` -> `[B, 1, T * hop]` (zero past the mask)."""
+    def forward(
+        self, z: torch.Tensor, mask: torch.Tensor | None = None, g: torch.Tensor | None = None, f0: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`z [B, C_in, T]`, optional frame `mask [B, 1, T]`, `g [B, gin, 1]` -> `[B, 1, T * hop]` (zero past the mask).
+
+        `f0 [B, T]` (Hz, 0 = unvoiced) is required with `harmonic_source` and ignored without.
+        """
+        return self.decode(z, mask, g, f0).wav
+
+    def decode(
+        self, z: torch.Tensor, mask: torch.Tensor | None = None, g: torch.Tensor | None = None, f0: torch.Tensor | None = None
+    ) -> DecoderOutput:
+        """As `forward`, also returning the harmonic source's own waveform (for its loss)."""
+        if self.source is not None and (f0 is None or f0.shape != (z.size(0), z.size(2))):
+            got = None if f0 is None else tuple(f0.shape)
+            raise ValueError(f"this decoder has a harmonic source: pass f0 [B, T] = {(z.size(0), z.size(2))}, got {got}")
         x = self.conv_pre(_masked(z, mask))  # [B, C0, T]
         if self.cond is not None and g is not None:
             x = x + self.cond(g)
+        excitation = None if self.source is None else self.source(x, f0, mask)  # [B, 1, S]
         for i, (up, rate) in enumerate(zip(self.ups, self.upsample_rates)):
             x = up(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))  # [B, C_i / 2, T_i * rate]
             if mask is not None:
                 mask = torch.repeat_interleave(mask, rate, dim=2)  # frame mask at the new rate
+            if excitation is not None:
+                x = x + self.source_convs[i](excitation)  # [B, 1, S] -> [B, C_i / 2, T_i * rate]
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             x = sum(block(x, mask) for block in blocks) / self.num_kernels
         # The original uses leaky_relu's default slope (0.01) here, not LRELU_SLOPE.
         x = self.conv_post(_masked(F.leaky_relu(x), mask))  # [B, 1, S]
-        return _masked(torch.tanh(x), mask)
+        return DecoderOutput(_masked(torch.tanh(x), mask), excitation)
 
     def remove_weight_norm(self) -> None:
         for up in self.ups:

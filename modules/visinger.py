@@ -7,9 +7,16 @@ Training (`forward`):
     linear spec ─ PosteriorEncoder ─▶ z (m_q, logs_q) ─ flow ─▶ z_p      (KL between z_p and N(m_p, e^logs_p))
                                      z ─ PhonemePredictor ─▶ CTC logits
                                      z ─ random segment ─ HiFiGANGenerator ─▶ wav slice
+                                                          (+ the segment's true F0 with harmonic_source)
 
 Inference (`infer`): the same score path, with the F0 predictor's contour as the prior's F0
 condition; z_p ~ N(m_p, (noise_scale e^logs_p)^2), z = flow^-1(z_p), wav = decoder(z).
+
+`harmonic_source=True` (off in the paper config) makes the decoder a source-excited HiFi-GAN: it
+also receives the F0 that conditions the prior — the true F0 in training, the predicted one at
+inference — and a learnt harmonic-plus-noise synthesiser at that F0 excites it, so it sings at that
+pitch long before a plain HiFi-GAN would learn to (modules/harmonic_source.py; VISinger 2 adds a
+harmonic synthesiser to VISinger for the same reason).
 
 Per-phoneme frame counts (`phone_frames`) always come from the notes by the frame rule, so the
 model has no duration predictor and `sum(phone_frames) == frame_lengths` exactly.
@@ -28,7 +35,7 @@ from modules.flow import ResidualCouplingFlow
 from modules.frame_prior import F0Predictor, FramePriorNetwork, predicted_f0_hz
 from modules.hifigan import HiFiGANGenerator, check_upsampling
 from modules.length_regulator import expand_to_frames
-from modules.masks import length_mask, rand_slice_segments
+from modules.masks import length_mask, rand_slice_segments, slice_segments
 from modules.phoneme_predictor import PhonemePredictor
 from modules.posterior_encoder import PosteriorEncoder
 from modules.score_encoder import ScoreEncoder
@@ -75,6 +82,9 @@ class VISingerGeneratorConfig:
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
     n_speakers: int = 1
     gin_channels: int = 0
+    harmonic_source: bool = False
+    sample_rate: int = 24000
+    n_harmonics: int = 48
 
     def __post_init__(self) -> None:
         # ValueError: config_section turns it into a one-line UserInputError naming the section.
@@ -111,6 +121,7 @@ class VISingerTrainOutput:
     log_f0_pred: torch.Tensor  # [B, T] predicted natural-log F0 (Hz)
     uv_logit_pred: torch.Tensor  # [B, T] logit of P(unvoiced) (target: batch `uv`)
     phoneme_logits: torch.Tensor  # [B, n_phones, T] for CTC (blank = 0)
+    source_slice: torch.Tensor | None = None  # [B, 1, segment_size * hop] the decoder's harmonic excitation (None without one)
 
 
 @dataclass(frozen=True)
@@ -157,6 +168,9 @@ class VISingerGenerator(nn.Module):
         resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
         n_speakers: int = 1,
         gin_channels: int = 0,
+        harmonic_source: bool = False,
+        sample_rate: int = 24000,
+        n_harmonics: int = 48,
     ) -> None:
         super().__init__()
         # Validates the arguments and is what checkpoints store to rebuild the model.
@@ -173,7 +187,8 @@ class VISingerGenerator(nn.Module):
             upsample_kernel_sizes=tuple(upsample_kernel_sizes), resblock_type=resblock_type,
             resblock_kernel_sizes=tuple(resblock_kernel_sizes),
             resblock_dilation_sizes=tuple(tuple(d) for d in resblock_dilation_sizes),
-            n_speakers=n_speakers, gin_channels=gin_channels,
+            n_speakers=n_speakers, gin_channels=gin_channels, harmonic_source=harmonic_source,
+            sample_rate=sample_rate, n_harmonics=n_harmonics,
         )  # fmt: skip
         self.segment_size = segment_size
         self.hop_size = hop_size
@@ -190,6 +205,7 @@ class VISingerGenerator(nn.Module):
         self.decoder = HiFiGANGenerator(
             inter_channels, hop_size, upsample_initial_channel, upsample_rates, upsample_kernel_sizes,
             resblock_type, resblock_kernel_sizes, resblock_dilation_sizes, gin_channels,
+            harmonic_source, sample_rate, n_harmonics,
         )  # fmt: skip
         self.phoneme_predictor = PhonemePredictor(
             inter_channels, n_phones, hidden_channels, n_layers=phoneme_predictor_n_layers, **blocks
@@ -266,10 +282,12 @@ class VISingerGenerator(nn.Module):
         z_p = self.flow(posterior.z, frame_mask, g).z
 
         segments = rand_slice_segments(posterior.z, frame_lengths, self.segment_size)
-        wav_slice = self.decoder(segments.segments, segments.mask, g)  # [B, 1, segment_size * hop]
+        f0_slice = slice_segments(f0.unsqueeze(1), segments.starts, self.segment_size).squeeze(1)  # [B, segment_size]
+        decoded = self.decoder.decode(segments.segments, segments.mask, g, f0=f0_slice)  # [B, 1, segment_size * hop]
         phoneme_logits = self.phoneme_predictor(posterior.z, frame_mask)
         return VISingerTrainOutput(
-            wav_slice=wav_slice,
+            wav_slice=decoded.wav,
+            source_slice=decoded.source_wav,
             slice_starts=segments.starts,
             slice_mask=segments.mask,
             z=posterior.z,
@@ -316,18 +334,26 @@ class VISingerGenerator(nn.Module):
         # z_p ~ N(m_p, (noise_scale * exp(logs_p))^2), then back through the flow to the posterior space.
         z_p = (prior.mean + torch.randn_like(prior.mean) * torch.exp(prior.log_scale) * noise_scale) * frame_mask
         z = self.flow(z_p, frame_mask, g, reverse=True).z
-        wav = self.decoder(z, frame_mask, g)  # [B, 1, T * hop]
+        wav = self.decoder(z, frame_mask, g, f0=condition)  # [B, 1, T * hop]
         return VISingerInferOutput(wav=wav, f0_pred=f0_pred, frame_mask=frame_mask, frame_lengths=frame_lengths)
 
     @torch.no_grad()
     def infer_from_posterior(
-        self, spec: torch.Tensor, frame_lengths: torch.Tensor, speaker_id: torch.Tensor | None = None, noise_scale: float = 1.0
+        self,
+        spec: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        speaker_id: torch.Tensor | None = None,
+        noise_scale: float = 1.0,
+        f0: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Reconstruction upper bound: `spec [B, F, T]` -> posterior z -> decoder -> wav `[B, 1, T * hop]`."""
+        """Reconstruction upper bound: `spec [B, F, T]` -> posterior z -> decoder -> wav `[B, 1, T * hop]`.
+
+        `f0 [B, T]` (Hz, the extracted F0) is required when the decoder has a harmonic source.
+        """
         g = self._speaker_condition(speaker_id)
         frame_mask = length_mask(frame_lengths, spec.size(2), spec.dtype)
         z = self.posterior_encoder(spec, frame_mask, g, noise_scale=noise_scale).z
-        return self.decoder(z, frame_mask, g)
+        return self.decoder(z, frame_mask, g, f0=f0)
 
     def remove_weight_norm(self) -> None:
         """Fold weight norm for export (irreversible; do it on an inference copy)."""

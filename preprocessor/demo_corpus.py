@@ -16,7 +16,8 @@ A melisma is written as CSD writes it, a repeated vowel over the extra note (춰
 
 The voice: a band-limited harmonic source (1/k spectrum) at the note pitch with vibrato, shaped by a
 cascade of vowel formants (F1-F5) that move smoothly between phonemes; filtered noise for
-obstruents (bursts, frication, aspiration); nasal murmur and laterals as low-gain voiced segments.
+obstruents (bursts, frication, aspiration); nasal murmur and laterals as low-gain voiced segments;
+white noise at -60 dBFS under everything, a recording room's floor.
 The sung pronunciation applies the common rules (liaison, coda neutralization, nasalization,
 aspiration, tensification, lateralization) inside each word.
 
@@ -40,7 +41,7 @@ from scipy import signal
 
 from config.errors import UserInputError, run_cli
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER_NAME = ".demo_corpus.json"
 FILES = (("wav", "wav"), ("csv", "csv"), ("lyric", "txt"), ("txt", "txt"), ("mid", "mid"))  # (folder, extension)
 DEMO_VALID_SONGS = ("kr007",)
@@ -52,6 +53,10 @@ REST_BEATS = 1.5  # between phrases: long enough (> 0.3 s at every tempo) for th
 CONTROL_HOP_SECONDS = 0.0015  # formant, gain and pitch tracks are built at this step, then interpolated
 HARMONIC_CUTOFF_HZ = 12000.0  # the voice's harmonics stop here (tapered from 10 kHz): no aliasing at 24 kHz
 PEAK_LEVEL = 0.6
+# A room's noise floor under the whole song (RMS, dB re full scale), as every real recording has.
+# Without it rests are digital zeros, whose log-mel sits on the extractor's clamp (ln 1e-5): a
+# target no vocoder output reaches, which then dominates the mel loss of the demo model.
+NOISE_FLOOR_DBFS = -60.0
 MIN_SAMPLE_RATE = 22050
 
 
@@ -532,6 +537,7 @@ def render_song(score: SongScore, sample_rate: int, seed: int) -> np.ndarray:
         n_samples = int(round(notes[-1].end * sample_rate)) - start
         audio[start : start + n_samples] += _render_phrase(_plan_phrase(notes), n_samples, sample_rate, rng, vibrato_hz)
     audio *= PEAK_LEVEL / max(float(np.abs(audio).max()), 1e-9)
+    audio += 10.0 ** (NOISE_FLOOR_DBFS / 20.0) * rng.standard_normal(audio.size)
     return audio.astype(np.float32)
 
 

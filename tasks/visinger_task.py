@@ -3,7 +3,7 @@ every update (discriminator first, as HiFi-GAN/VITS), with the paper's losses we
 
 YAML sections read here (see config/models/visinger.yaml): `audio`, `dataset` (binary_dir),
 `model` (the generator's constructor arguments except the derived `n_phones`, `spec_channels`,
-`hop_size`), `discriminator`, `loss_weights`, `validation`. The runner reads `trainer` and
+`hop_size`, `sample_rate`), `discriminator`, `loss_weights`, `validation`. The runner reads `trainer` and
 `optimizers`.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tasks.base_task import BaseTask
 from tasks.svs_dataset import SingingDataset, open_singing_split
 
 # Computed from other sections, never written in `model:` (one value, one place).
-DERIVED_MODEL_KEYS = ("n_phones", "spec_channels", "hop_size")
+DERIVED_MODEL_KEYS = ("n_phones", "spec_channels", "hop_size", "sample_rate")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class LossWeights:
     f0: float = 1.0
     uv: float = 1.0
     ctc: float = 1.0
+    source_mel: float = 45.0  # mel L1 of the harmonic source's own waveform (0 without `model.harmonic_source`)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def generator_config_from(cfg: dict[str, Any]) -> VISingerGeneratorConfig:
         if key in model:
             raise UserInputError(f"config: 'model.{key}' is derived (from audio.* and the phone set); remove it from the YAML")
     audio = config_section(cfg, AudioSettings, "audio")
-    model.update(n_phones=len(PHONE_SET), spec_channels=audio.n_fft // 2 + 1, hop_size=audio.hop_size)
+    model.update(n_phones=len(PHONE_SET), spec_channels=audio.n_fft // 2 + 1, hop_size=audio.hop_size, sample_rate=audio.sample_rate)
     return build_dataclass(VISingerGeneratorConfig, model, "model")
 
 
@@ -176,6 +177,7 @@ class VISingerTask(BaseTask):
                 "f0": f0_loss(out.log_f0_pred.float(), batch["f0"], out.frame_mask),
                 "uv": uv_loss(out.uv_logit_pred.float(), batch["uv"], out.frame_mask),
                 "ctc": ctc_loss(out.phoneme_logits, batch["frame_lengths"], batch["phone_ids"], batch["phone_lengths"]),
+                "source_mel": self._source_mel_loss(out, mel_real),
             }
         terms.update(adversarial_terms(self.models["discriminator"], real, out.wav_slice, adversarial))
         weights = dataclasses.asdict(self.loss_weights)
@@ -183,6 +185,12 @@ class VISingerTask(BaseTask):
             raise AssertionError(f"loss terms {sorted(terms)} != weights {sorted(weights)}")
         total = sum(weights[name] * value for name, value in terms.items())
         return {"loss": total, **{f"g_{name}": value.detach() for name, value in terms.items()}}
+
+    def _source_mel_loss(self, out: VISingerTrainOutput, mel_real: torch.Tensor) -> torch.Tensor:
+        """Mel L1 of the decoder's harmonic excitation against the same target: it learns to be a rough voice on its own."""
+        if out.source_slice is None:
+            return out.wav_slice.new_zeros(())
+        return mel_l1_loss(self.features.mel(out.source_slice.float().squeeze(1)), mel_real, out.slice_mask)
 
     # ---- validation -----------------------------------------------------------------------------
     def _infer_from_score(self, batch: dict[str, Any], noise_scale: float, f0: torch.Tensor | None = None):
@@ -199,7 +207,7 @@ class VISingerTask(BaseTask):
         self.features.to(batch["wav"].device)
         from_score = self._infer_from_score(batch, self.validation.noise_scale)
         mel_score = self.features.mel(from_score.wav.squeeze(1), samples)
-        wav_posterior = generator.infer_from_posterior(self._linear_spec(batch), frame_lengths, batch["speaker_id"])
+        wav_posterior = generator.infer_from_posterior(self._linear_spec(batch), frame_lengths, batch["speaker_id"], f0=batch["f0"])
         mel_posterior = self.features.mel(wav_posterior.squeeze(1), samples)
         voiced = (batch["f0"] > 0) & (from_score.f0_pred > 0) & mask.squeeze(1).bool()
         cents = 1200 * torch.log2(from_score.f0_pred[voiced] / batch["f0"][voiced]) if voiced.any() else torch.zeros(1)
@@ -264,7 +272,8 @@ class VISingerTask(BaseTask):
             return self._infer_from_score(batch, self.validation.noise_scale).wav[0, 0]
 
         def from_posterior(batch: dict[str, Any]) -> torch.Tensor:
-            return generator.infer_from_posterior(self._linear_spec(batch), batch["frame_lengths"], batch["speaker_id"])[0, 0]
+            spec = self._linear_spec(batch)
+            return generator.infer_from_posterior(spec, batch["frame_lengths"], batch["speaker_id"], f0=batch["f0"])[0, 0]
 
         dataset = self.build_dataset("test")
         render_test_split(dataset, {"score": from_score, "posterior": from_posterior}, out_dir, self.audio, self.device)
