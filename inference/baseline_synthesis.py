@@ -95,7 +95,7 @@ class AcousticVocoderPair(nn.Module):
     ) -> PairOutput:
         """Score `[B, P]` -> mel -> wav. `noise_scale` is accepted for interface parity and unused: the pair is deterministic."""
         out = self.acoustic.infer(phone_ids, note_pitch, note_dur, slur, phone_frames, phone_lengths, speaker_id=speaker_id, f0=f0)
-        wav = self.decoder(out.mel, out.frame_mask)  # [B, 1, T * hop]
+        wav = self.decoder(out.mel, out.frame_mask, f0=out.f0_hz)  # [B, 1, T * hop]; f0 excites a source-excited vocoder
         return PairOutput(wav, out.f0_hz, out.mel, out.frame_mask, phone_frames.long().sum(1))
 
 

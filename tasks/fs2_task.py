@@ -213,7 +213,7 @@ class FS2SingerTask(BaseTask):
                 batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"],
                 batch["phone_lengths"], speaker_id=batch["speaker_id"],
             )  # fmt: skip
-            return generator(out.mel, out.frame_mask)[0, 0]
+            return generator(out.mel, out.frame_mask, f0=out.f0_hz)[0, 0]
 
         render_test_split(
             self.build_dataset("test"), {"score": from_score}, Path(work_dir) / "infer" / f"step{self.global_step}", self.audio,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -40,7 +40,7 @@ from tasks.svs_dataset import SingingDataset, open_singing_split
 from tasks.visinger_task import DiscriminatorSettings, adversarial_terms
 
 # Computed from `audio:`, never written in `model:` (one value, one place).
-DERIVED_MODEL_KEYS = ("in_channels", "hop_size")
+DERIVED_MODEL_KEYS = ("in_channels", "hop_size", "sample_rate")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class HiFiGANVocoderConfig:
     resblock_type: str = "1"
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    harmonic_source: bool = False  # NSF-style: a learnt harmonic-plus-noise source at the F0 excites the generator
+    sample_rate: int = 24000
+    n_harmonics: int = 48
 
     def __post_init__(self) -> None:
         # ValueError: config_section turns it into a one-line UserInputError naming the section.
@@ -74,6 +77,7 @@ class LossWeights:
     mel: float = 45.0
     adversarial: float = 1.0
     feature_matching: float = 2.0
+    source_mel: float = 45.0  # mel L1 of the harmonic source's own waveform (0 without `model.harmonic_source`)
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,25 @@ class ValidationSettings:
     max_items: int | None = None
 
 
+class GeneratorWindows(NamedTuple):
+    """One generator pass over random windows: `fake`/`source`/`real` `[B, 1, segment * hop]` (`source` None
+    without a harmonic source), window `starts [B]` (frames) and `mask [B, 1, segment]`."""
+
+    fake: torch.Tensor
+    source: torch.Tensor | None
+    real: torch.Tensor
+    starts: torch.Tensor
+    mask: torch.Tensor
+
+
 def vocoder_config_from(cfg: dict[str, Any]) -> HiFiGANVocoderConfig:
-    """The generator's arguments: `model:` plus `in_channels = audio.n_mels` and `hop_size = audio.hop_size`."""
+    """The generator's arguments: `model:` plus `in_channels`, `hop_size` and `sample_rate` from `audio:`."""
     model = dict(require_key(cfg, "model"))
     for key in DERIVED_MODEL_KEYS:
         if key in model:
-            raise UserInputError(f"config: 'model.{key}' is derived (from audio.n_mels / audio.hop_size); remove it from the YAML")
+            raise UserInputError(f"config: 'model.{key}' is derived (from audio.n_mels / hop_size / sample_rate); remove it from the YAML")
     audio = config_section(cfg, AudioSettings, "audio")
-    model.update(in_channels=audio.n_mels, hop_size=audio.hop_size)
+    model.update(in_channels=audio.n_mels, hop_size=audio.hop_size, sample_rate=audio.sample_rate)
     return build_dataclass(HiFiGANVocoderConfig, model, "model")
 
 
@@ -130,7 +145,7 @@ class HiFiGANTask(BaseTask):
                 f"config 'training.finetune_mels_from': {source} does not exist; name an FS2 singer experiment folder, checkpoint or pack"
             )
         # Generator windows of the discriminator's turn, reused in the generator's turn of the same update.
-        self._pending: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._pending: dict[int, GeneratorWindows] = {}
         self._logged: list[dict[str, Any]] = []
         self._real_audio_logged = False
 
@@ -174,29 +189,31 @@ class HiFiGANTask(BaseTask):
         )  # fmt: skip
         return out.mel.to(batch["mel"].dtype)
 
-    def _generator_pass(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(generated wav window `[B, 1, segment * hop]`, real window, window starts `[B]`, window mask `[B, 1, segment]`)."""
+    def _generator_pass(self, batch: dict[str, Any]) -> GeneratorWindows:
         hop, size = self.audio.hop_size, self.training.segment_size
         segments = rand_slice_segments(self.input_mels(batch), batch["frame_lengths"], size)
-        fake = self.models["generator"](segments.segments, segments.mask)  # [B, 1, size * hop]
+        f0 = slice_segments(batch["f0"].unsqueeze(1), segments.starts, size).squeeze(1)  # [B, size] the recording's F0
+        decoded = self.models["generator"].decode(segments.segments, segments.mask, f0=f0)  # [B, 1, size * hop]
         real = slice_segments(batch["wav"], segments.starts * hop, size * hop)
-        return fake, real, segments.starts, segments.mask
+        return GeneratorWindows(decoded.wav, decoded.source_wav, real, segments.starts, segments.mask)
 
     def training_step(self, batch: dict[str, Any], optimizer_name: str) -> dict[str, torch.Tensor]:
         key = id(batch)
         adversarial = self.discriminator_settings.active(self.global_step)
         if optimizer_name == "discriminator":
-            fake, real, starts, mask = self._generator_pass(batch)
-            self._pending[key] = (fake, real, starts, mask)
+            windows = self._generator_pass(batch)
+            self._pending[key] = windows
             if not adversarial:
                 return {}  # skipped by the trainer; the generator's turn reuses the pass
-            scores = self.models["discriminator"](real, fake.detach())
+            scores = self.models["discriminator"](windows.real, windows.fake.detach())
             return {"loss": discriminator_loss(scores.real_logits, scores.fake_logits)}
-        fake, real, starts, mask = self._pending.pop(key, None) or self._generator_pass(batch)
+        fake, source, real, starts, mask = self._pending.pop(key, None) or self._generator_pass(batch)
         with torch.autocast(device_type=real.device.type, enabled=False):  # the mel loss in fp32 (bf16 rounding)
             mel_fake = self.features.to(real.device).mel(fake.float().squeeze(1))
             mel_real = slice_segments(batch["mel"].float(), starts, self.training.segment_size)
             terms = {"mel": mel_l1_loss(mel_fake, mel_real, mask)}
+            # The source learns to be a rough voice on its own (see modules/harmonic_source.py).
+            terms["source_mel"] = fake.new_zeros(()) if source is None else mel_l1_loss(self.features.mel(source.float().squeeze(1)), mel_real, mask)
         terms.update(adversarial_terms(self.models["discriminator"], real, fake, adversarial))
         weights = dataclasses.asdict(self.loss_weights)
         if set(weights) != set(terms):  # strict: a weight for a term that does not exist is a bug
@@ -209,7 +226,7 @@ class HiFiGANTask(BaseTask):
         frame_lengths = batch["frame_lengths"]
         mask = length_mask(frame_lengths, batch["mel"].size(2))
         samples = frame_lengths * self.audio.hop_size
-        wav = self.raw_models["generator"](self.input_mels(batch), mask)  # [B, 1, T * hop]
+        wav = self.raw_models["generator"](self.input_mels(batch), mask, f0=batch["f0"])  # [B, 1, T * hop]
         self.features.to(wav.device)
         mel = self.features.mel(wav.float().squeeze(1), samples)
         for row in range(batch["mel"].size(0)):
@@ -251,7 +268,7 @@ class HiFiGANTask(BaseTask):
         generator = self.raw_models["generator"]
 
         def from_recorded_mel(batch: dict[str, Any]) -> torch.Tensor:
-            return generator(batch["mel"], length_mask(batch["frame_lengths"], batch["mel"].size(2)))[0, 0]
+            return generator(batch["mel"], length_mask(batch["frame_lengths"], batch["mel"].size(2)), f0=batch["f0"])[0, 0]
 
         out_dir = Path(work_dir) / "infer" / f"step{self.global_step}"
         render_test_split(self.build_dataset("test"), {"gt_mel": from_recorded_mel}, out_dir, self.audio, self.device)

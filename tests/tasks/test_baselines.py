@@ -133,7 +133,7 @@ def test_hifigan_training_steps_alternate_and_are_finite(demo_binary_dir):
     d = task.training_step(batch, "discriminator")
     assert set(d) == {"loss"} and torch.isfinite(d["loss"])
     g = task.training_step(batch, "generator")  # reuses the discriminator turn's window
-    assert set(g) == {"loss", "g_mel", "g_adversarial", "g_feature_matching"}
+    assert set(g) == {"loss", "g_mel", "g_adversarial", "g_feature_matching", "g_source_mel"}
     assert all(torch.isfinite(v) for v in g.values())
     assert not task._pending  # the cached window was consumed
     g["loss"].backward()
@@ -150,7 +150,8 @@ def test_the_baselines_reuse_the_shared_modules_not_copies(demo_binary_dir):
     assert type(vocoder["discriminator"]) is VISingerDiscriminator
     assert vocoder["generator"].conv_pre.in_channels == 80  # in_channels = audio.n_mels
     mel = torch.randn(1, 80, 7)
-    assert vocoder["generator"](mel).shape == (1, 1, 7 * HOP)
+    assert vocoder["generator"].source is not None  # the demo vocoder is source-excited, as VISinger's demo decoder
+    assert vocoder["generator"](mel, f0=torch.full((1, 7), 220.0)).shape == (1, 1, 7 * HOP)
 
 
 def test_fs2_padded_batch_equals_each_item_alone(demo_binary_dir):
