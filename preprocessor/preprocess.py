@@ -128,9 +128,35 @@ def process_recording(raw_dir: str, layout: str, recording_id: str, split: str, 
                 ],
             }
         )
-    marker = {"digest": settings_digest(settings), "recording": recording_id, "split": split, "items": rows}
+    marker = {
+        "digest": settings_digest(settings),
+        "recording": recording_id,
+        "split": split,
+        "sources": source_signature([recording.wav_path, recording.score_path]),
+        "items": rows,
+    }
     write_text_atomic(Path(out_dir) / "recordings" / f"{recording_id}.json", json.dumps(marker, ensure_ascii=False))
     return marker
+
+
+def source_signature(paths: list[Path]) -> dict[str, list[int]]:
+    """`{path: [size, mtime_ns]}` of a recording's input files: a re-run redoes a recording whose audio or
+    score changed (e.g. a regenerated demo corpus), not only one whose settings changed."""
+    signature = {}
+    for path in paths:
+        stat = Path(path).stat()
+        signature[str(path)] = [stat.st_size, stat.st_mtime_ns]
+    return signature
+
+
+def _sources_unchanged(marker: dict[str, Any]) -> bool:
+    sources = marker.get("sources")
+    if not isinstance(sources, dict) or not sources:
+        return False
+    try:
+        return source_signature([Path(p) for p in sources]) == sources
+    except OSError:  # a source file is gone
+        return False
 
 
 def _process_star(args: tuple) -> dict[str, Any]:
@@ -162,7 +188,7 @@ def run_preprocess(settings: DataPipelineSettings, force: bool = False, show_pro
         marker_path = out_dir / "recordings" / f"{recording_id}.json"
         if not force and marker_path.is_file():
             marker = json.loads(marker_path.read_text(encoding="utf-8"))
-            if marker.get("digest") == digest and marker.get("split") == splits[recording_id]:
+            if marker.get("digest") == digest and marker.get("split") == splits[recording_id] and _sources_unchanged(marker):
                 markers[recording_id] = marker
                 continue
         todo.append((str(raw_dir), layout, recording_id, splits[recording_id], settings, str(out_dir)))

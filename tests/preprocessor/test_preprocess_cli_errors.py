@@ -80,6 +80,11 @@ def test_runners_from_the_repo_root_without_pythonpath(tiny_tree):
     # a second preprocess skips everything
     again = run("base_preprocess", tiny_tree)
     assert "3 already done" in again.stdout
+    # ... unless a recording's audio changed since (e.g. a regenerated corpus): that one is redone
+    write_song(tiny_tree / "raw", "kr002a")
+    os.utime(tiny_tree / "raw/korean/wav/kr002a.wav", ns=(1, 1))  # a different mtime whatever the clock's resolution
+    redone = run("base_preprocess", tiny_tree)
+    assert "2 already done" in redone.stdout, redone.stdout
 
 
 def test_missing_raw_folder(tmp_path):
