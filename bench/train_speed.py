@@ -67,10 +67,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--hparams", default=None, help='config overrides, e.g. "model.harmonic_source=false"')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = f"model.segment_size={args.segment}" if args.segment else None
+    overrides = ",".join(o for o in (f"model.segment_size={args.segment}" if args.segment else "", args.hparams or "") if o) or None
     cfg = load_config(REPO / args.config, overrides)
     device = torch.device(args.device)
     task = VISingerTask(cfg)
