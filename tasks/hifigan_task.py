@@ -37,7 +37,7 @@ from preprocessor.audio import AudioSettings, SpectrogramExtractor
 from tasks.base_task import BaseTask
 from tasks.fs2_task import check_mel_bins
 from tasks.svs_dataset import SingingDataset, open_singing_split
-from tasks.visinger_task import DiscriminatorSettings, adversarial_terms
+from tasks.visinger_task import DiscriminatorSettings, adversarial_terms, source_mel_loss
 
 # Computed from `audio:`, never written in `model:` (one value, one place).
 DERIVED_MODEL_KEYS = ("in_channels", "hop_size", "sample_rate")
@@ -212,8 +212,7 @@ class HiFiGANTask(BaseTask):
             mel_fake = self.features.to(real.device).mel(fake.float().squeeze(1))
             mel_real = slice_segments(batch["mel"].float(), starts, self.training.segment_size)
             terms = {"mel": mel_l1_loss(mel_fake, mel_real, mask)}
-            # The source learns to be a rough voice on its own (see modules/harmonic_source.py).
-            terms["source_mel"] = fake.new_zeros(()) if source is None else mel_l1_loss(self.features.mel(source.float().squeeze(1)), mel_real, mask)
+            terms["source_mel"] = source_mel_loss(self.features, source, mel_real, mask)
         terms.update(adversarial_terms(self.models["discriminator"], real, fake, adversarial))
         weights = dataclasses.asdict(self.loss_weights)
         if set(weights) != set(terms):  # strict: a weight for a term that does not exist is a bug

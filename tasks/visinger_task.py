@@ -60,6 +60,16 @@ class DiscriminatorSettings:
         return step >= self.start_update
 
 
+def source_mel_loss(
+    features: SpectrogramExtractor, source_wav: torch.Tensor | None, mel_real: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Mel L1 of a decoder's harmonic excitation `[B, 1, S]` against the same target `[B, n_mels, T]`, so that
+    it learns to be a rough voice on its own; 0 for a decoder without a source (`source_wav` None)."""
+    if source_wav is None:
+        return mel_real.new_zeros(())
+    return mel_l1_loss(features.mel(source_wav.float().squeeze(1)), mel_real, mask)
+
+
 def adversarial_terms(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, active: bool) -> dict[str, torch.Tensor]:
     """The generator's adversarial and feature-matching terms; zeros while the discriminator waits."""
     if not active:
@@ -177,7 +187,7 @@ class VISingerTask(BaseTask):
                 "f0": f0_loss(out.log_f0_pred.float(), batch["f0"], out.frame_mask),
                 "uv": uv_loss(out.uv_logit_pred.float(), batch["uv"], out.frame_mask),
                 "ctc": ctc_loss(out.phoneme_logits, batch["frame_lengths"], batch["phone_ids"], batch["phone_lengths"]),
-                "source_mel": self._source_mel_loss(out, mel_real),
+                "source_mel": source_mel_loss(self.features, out.source_slice, mel_real, out.slice_mask),
             }
         terms.update(adversarial_terms(self.models["discriminator"], real, out.wav_slice, adversarial))
         weights = dataclasses.asdict(self.loss_weights)
@@ -185,12 +195,6 @@ class VISingerTask(BaseTask):
             raise AssertionError(f"loss terms {sorted(terms)} != weights {sorted(weights)}")
         total = sum(weights[name] * value for name, value in terms.items())
         return {"loss": total, **{f"g_{name}": value.detach() for name, value in terms.items()}}
-
-    def _source_mel_loss(self, out: VISingerTrainOutput, mel_real: torch.Tensor) -> torch.Tensor:
-        """Mel L1 of the decoder's harmonic excitation against the same target: it learns to be a rough voice on its own."""
-        if out.source_slice is None:
-            return out.wav_slice.new_zeros(())
-        return mel_l1_loss(self.features.mel(out.source_slice.float().squeeze(1)), mel_real, out.slice_mask)
 
     # ---- validation -----------------------------------------------------------------------------
     def _infer_from_score(self, batch: dict[str, Any], noise_scale: float, f0: torch.Tensor | None = None):
