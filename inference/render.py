@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference.model_loading import LoadedSinger
-from inference.score_reader import pitch_range_warnings, read_score
+from preprocessor.scores.midi_reader import pitch_range_warnings, read_score
 from inference.synthesis import SingingSynthesizer, SynthesisResult
 from preprocessor.atomic_io import atomic_path, write_wav_atomic
 

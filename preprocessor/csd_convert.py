@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from inference.score_reader import read_score
+from preprocessor.scores.midi_reader import read_score
 from preprocessor.atomic_io import atomic_path
 
 

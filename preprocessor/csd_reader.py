@@ -197,7 +197,7 @@ def read_recording_final(raw_dir: Path, recording_id: str) -> Recording:
 def read_recording_early(raw_dir: Path, recording_id: str) -> Recording:
     # The MIDI reading (tempo map, legato clipping, lyric matching) is the inference score reader's:
     # one reader for every MIDI the project meets.
-    from inference.score_reader import read_score
+    from preprocessor.scores.midi_reader import read_score
 
     base = raw_dir / "Korean"
     song_id = song_of(recording_id)

@@ -19,7 +19,7 @@ import torch
 from config.errors import UserInputError, run_cli as run_main
 from config.loader import load_config
 from inference.model_loading import load_singer, pack_experiment
-from inference.score_reader import read_score
+from preprocessor.scores.midi_reader import read_score
 from inference.synthesis import SingingSynthesizer
 from tests.inference.conftest import (
     F0_STATS,

@@ -20,7 +20,7 @@ import torch
 from config.errors import UserInputError
 from inference.render import render_score
 from inference.model_loading import load_singer
-from inference.score_reader import read_score
+from preprocessor.scores.midi_reader import read_score
 from inference.synthesis import SingingSynthesizer, cut_phrases
 from preprocessor.score import REST, Note
 from preprocessor.text.frame_rule import assign_phoneme_frames, note_frame_counts

@@ -281,7 +281,7 @@ def test_compare_models_collects_the_mean_rows_of_the_four_systems(rendered, tmp
 def test_pair_sings_a_midi_to_the_score_length_and_packs_reproducibly(rendered, tmp_path):
     from inference.baseline_synthesis import AcousticVocoderPair, load_acoustic, load_vocoder, pair_singer
     from inference.render import render_score
-    from inference.score_reader import read_score
+    from preprocessor.scores.midi_reader import read_score
 
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # the script finds the repo itself
     env["OMP_NUM_THREADS"] = "1"

@@ -8,7 +8,7 @@ import mido.midifiles.meta as mido_meta
 import pytest
 
 from config.errors import UserInputError
-from inference.score_reader import (
+from preprocessor.scores.midi_reader import (
     Score,
     list_csd_early_scores,
     pitch_range_warnings,
