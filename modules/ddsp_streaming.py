@@ -31,7 +31,7 @@ plug-in host.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 import torch
 from torch import nn
@@ -133,7 +133,7 @@ class StreamingCore(nn.Module):
         f0_hz: torch.Tensor,
         loudness_db: torch.Tensor,
         valid: torch.Tensor,
-        speaker_id: Optional[torch.Tensor],
+        speaker_id: torch.Tensor,
         gru: torch.Tensor,
         context_controls: torch.Tensor,
         context_f0: torch.Tensor,
@@ -148,7 +148,7 @@ class StreamingCore(nn.Module):
         previous_f0 = torch.where(first, s.initial_f0(1), context_f0[:, -1])
         f0_held = hold_voiced_f0(f0_hz.float(), previous_f0)  # [1, K]
         pitch, voicing, loudness = s.estimator_inputs(f0_held, f0_hz > 0, loudness_db.float())
-        estimated = s.estimator(pitch, voicing, loudness, speaker_id, gru)
+        estimated = s.estimator(pitch, voicing, loudness, speaker_id if s.config.n_speakers > 1 else None, gru)
         raw = estimated.controls  # [1, C, K]
         # Padding frames (flush, a short last block) repeat the last real frame: the offline render clamps at its end.
         raw = _hold_last_valid_frame(raw, valid, context_controls[:, :, -1:])
@@ -219,7 +219,7 @@ class StreamingDDSPSinger:
         self.core = StreamingCore(singer.eval(), block_frames, noise_seconds).eval()
         self.block_frames = block_frames
         self.hop_size = singer.hop_size
-        self.speaker_id = torch.tensor([speaker]) if singer.config.n_speakers > 1 else None
+        self.speaker_id = torch.tensor([speaker])
         self.state = self.core.initial_state()
 
     def reset(self) -> None:
@@ -256,3 +256,61 @@ class StreamingDDSPSinger:
         pieces = [self._step(f0[i], loudness[i], valid[i]) for i in range(blocks)]
         pieces.append(self.flush())
         return torch.cat(pieces)[self.hop_size : self.hop_size + frames * self.hop_size]
+
+
+class ScriptedStream(nn.Module):
+    """What a plug-in host loads: `forward(f0 [K], loudness [K]) -> [K * hop]`, the state kept inside, `reset()`.
+
+    Wraps the traced `StreamingCore` (fixed block size); `flush()` returns the last frame's samples `[hop]`.
+    """
+
+    def __init__(self, traced_core: torch.jit.ScriptModule, initial: StreamState, block_frames: int, hop_size: int, sample_rate: int, speaker: int) -> None:
+        super().__init__()
+        self.core = traced_core
+        self.block_frames = block_frames
+        self.hop_size = hop_size
+        self.sample_rate = sample_rate
+        self.latency_samples = LATENCY_FRAMES * hop_size
+        self.register_buffer("speaker_id", torch.tensor([speaker]))
+        for name, value in initial._asdict().items():
+            self.register_buffer(f"initial_{name}", value.clone())
+            self.register_buffer(name, value.clone())
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.gru.copy_(self.initial_gru)
+        self.context_controls.copy_(self.initial_context_controls)
+        self.context_f0.copy_(self.initial_context_f0)
+        self.phase.copy_(self.initial_phase)
+        self.frames_done.copy_(self.initial_frames_done)
+        self.reverb_history.copy_(self.initial_reverb_history)
+
+    def _step(self, f0: torch.Tensor, loudness: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        audio, gru, controls, f0_context, phase, frames_done, history = self.core(
+            f0, loudness, valid, self.speaker_id, self.gru, self.context_controls, self.context_f0, self.phase, self.frames_done, self.reverb_history
+        )
+        self.gru.copy_(gru)
+        self.context_controls.copy_(controls)
+        self.context_f0.copy_(f0_context)
+        self.phase.copy_(phase)
+        self.frames_done.copy_(frames_done)
+        self.reverb_history.copy_(history)
+        return audio[0]
+
+    def forward(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor) -> torch.Tensor:
+        return self._step(f0_hz.view(1, -1).float(), loudness_db.view(1, -1).float(), torch.ones(1, self.block_frames))
+
+    @torch.jit.export
+    def flush(self) -> torch.Tensor:
+        zeros = torch.zeros(1, self.block_frames)
+        return self._step(zeros, zeros, zeros)[: self.hop_size]
+
+
+@torch.no_grad()
+def export_torchscript(singer: DDSPSinger, block_frames: int, speaker: int = 0, noise_seconds: float = 60.0) -> torch.jit.ScriptModule:
+    """A TorchScript stream of `singer` for `block_frames`-frame blocks (trace of the core, scripted state holder)."""
+    core = StreamingCore(singer.eval(), block_frames, noise_seconds).eval()
+    state = core.initial_state()
+    example = (torch.full((1, block_frames), 220.0), torch.full((1, block_frames), -30.0), torch.ones(1, block_frames), torch.tensor([speaker]), *state)
+    traced = torch.jit.trace(core, example, check_trace=False)
+    return torch.jit.script(ScriptedStream(traced, state, block_frames, singer.hop_size, singer.sample_rate, speaker))
