@@ -31,6 +31,7 @@ plug-in host.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, List, NamedTuple, Tuple
 
 import torch
@@ -312,5 +313,9 @@ def export_torchscript(singer: DDSPSinger, block_frames: int, speaker: int = 0, 
     core = StreamingCore(singer.eval(), block_frames, noise_seconds).eval()
     state = core.initial_state()
     example = (torch.full((1, block_frames), 220.0), torch.full((1, block_frames), -30.0), torch.ones(1, block_frames), torch.tensor([speaker]), *state)
-    traced = torch.jit.trace(core, example, check_trace=False)
-    return torch.jit.script(ScriptedStream(traced, state, block_frames, singer.hop_size, singer.sample_rate, speaker))
+    with warnings.catch_warnings():
+        # The shape checks of the synthesisers become constants of the trace: right, the block size is fixed.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated", category=DeprecationWarning)
+        traced = torch.jit.trace(core, example, check_trace=False)
+        return torch.jit.script(ScriptedStream(traced, state, block_frames, singer.hop_size, singer.sample_rate, speaker))
