@@ -13,7 +13,8 @@ Python API (the CLI is `inference/transfer.py`):
     voice = DDSPVoice.load(exp_dir=Path("checkpoints/demo_ddsp"))      # or ckpt=<checkpoint file or pack folder>
     result = voice.transfer_file(Path("in.wav"), TransferControls(autotune=1.0, octave_shift=1))
     voice.pack(Path("packed/demo_ddsp"))
-    stream = voice.streaming(block_frames=1)                            # real time: see inference.ddsp_streaming
+    stream = voice.streaming(block_frames=1)                            # real time: see modules.ddsp_streaming
+    voice.export_torchscript(Path("stream.pt"), block_frames=1)          # for a plug-in host
 """
 from __future__ import annotations
 
@@ -236,13 +237,22 @@ def apply_controls(f0: np.ndarray, loudness: np.ndarray, model: DDSPSinger, cont
     return ControlTracks(f0.astype(np.float32), tuned, shifted, loudness.astype(np.float32), level, out_level, mask)
 
 
-@torch.no_grad()
-def render(model: DDSPSinger, f0_hz: np.ndarray, loudness_db: np.ndarray, speaker: int = 0) -> np.ndarray:
-    """The voice singing `f0_hz`, `loudness_db [T]` -> float32 `[T * hop]` (the offline render)."""
+def check_block_frames(block_frames: int) -> None:
+    if block_frames < 1:
+        raise UserInputError(f"--block_frames {block_frames}: a block must hold at least one frame (1 frame = one hop); pass 1 or more")
+
+
+def check_speaker(model: DDSPSinger, speaker: int) -> None:
     n_speakers = model.config.n_speakers
     if not 0 <= speaker < n_speakers:
         raise UserInputError(f"--speaker {speaker}: this model has speakers 0..{n_speakers - 1}")
-    speaker_id = torch.tensor([speaker]) if n_speakers > 1 else None
+
+
+@torch.no_grad()
+def render(model: DDSPSinger, f0_hz: np.ndarray, loudness_db: np.ndarray, speaker: int = 0) -> np.ndarray:
+    """The voice singing `f0_hz`, `loudness_db [T]` -> float32 `[T * hop]` (the offline render)."""
+    check_speaker(model, speaker)
+    speaker_id = torch.tensor([speaker]) if model.config.n_speakers > 1 else None
     out = model(torch.from_numpy(f0_hz).float()[None], torch.from_numpy(loudness_db).float()[None], speaker_id)
     return out.audio[0, 0].numpy()
 
@@ -267,19 +277,39 @@ class DDSPVoice:
     def frame_rate(self) -> float:
         return self.audio.sample_rate / self.audio.hop_size
 
-    def transfer_file(self, path: Path, controls: TransferControls = TransferControls()) -> TransferResult:
-        """The recording at `path` sung by this voice."""
+    def transfer_file(self, path: Path, controls: TransferControls = TransferControls(), block_frames: int | None = None) -> TransferResult:
+        """The recording at `path` sung by this voice; with `block_frames`, rendered block by block through the
+        real-time path (the same samples as the offline render, within its tolerance)."""
+        if block_frames is not None:
+            check_block_frames(block_frames)
         features = analyse(Path(path), self.audio, self.loaded.loudness_n_fft)
         tracks = apply_controls(features.f0, features.loudness, self.model, controls, self.frame_rate)
-        wav = render(self.model, tracks.f0_output, tracks.loudness_output, controls.speaker)
+        if block_frames is None:
+            wav = render(self.model, tracks.f0_output, tracks.loudness_output, controls.speaker)
+        else:
+            check_speaker(self.model, controls.speaker)
+            stream = self.streaming(block_frames, controls.speaker)
+            wav = stream.render(torch.from_numpy(tracks.f0_output), torch.from_numpy(tracks.loudness_output)).numpy()
         return TransferResult(wav, self.sample_rate, tracks, features.wav)
 
     def pack(self, out_dir: Path) -> Path:
         return pack_ddsp_singer(self.loaded, out_dir)
 
-    def streaming(self, block_frames: int = 1):
-        """A block-by-block renderer of this voice (`inference.ddsp_streaming.StreamingDDSPSinger`)."""
+    def streaming(self, block_frames: int = 1, speaker: int = 0):
+        """A block-by-block renderer of this voice (`modules.ddsp_streaming.StreamingDDSPSinger`)."""
         from modules.ddsp_streaming import StreamingDDSPSinger
 
-        return StreamingDDSPSinger(self.model, block_frames)
+        check_block_frames(block_frames)
+        return StreamingDDSPSinger(self.model, block_frames, speaker=speaker)
+
+    def export_torchscript(self, path: Path, block_frames: int = 1, speaker: int = 0) -> Path:
+        """Write the TorchScript stream for a plug-in host (`modules.ddsp_streaming.export_torchscript`), atomically."""
+        from modules.ddsp_streaming import export_torchscript
+
+        check_block_frames(block_frames)
+        check_speaker(self.model, speaker)
+        scripted = export_torchscript(self.model, block_frames, speaker)
+        with atomic_path(path) as tmp:
+            scripted.save(str(tmp))
+        return Path(path)
 

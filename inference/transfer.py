@@ -3,6 +3,8 @@
     python inference/transfer.py --exp_name demo_ddsp --wav in.wav --out out.wav [--plot]
     python inference/transfer.py --ckpt packed/demo_ddsp --wav in.wav --out out.wav --autotune 1 --octave_shift -1
     python inference/transfer.py --exp_name demo_ddsp --wav in.wav --out out.wav --loudness_stats --mask_threshold 1 --attenuation 10
+    python inference/transfer.py --exp_name demo_ddsp --wav in.wav --out out.wav --stream --block_frames 2   # the real-time path
+    python inference/transfer.py --exp_name demo_ddsp --export_torchscript stream.pt --block_frames 1         # for a plug-in host
     python inference/transfer.py --pack demo_ddsp --out packed/demo_ddsp          # a self-contained folder
 
 `--ckpt` takes a runner checkpoint or a packed folder. The input may be any rate, mono or stereo,
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--pack", metavar="EXP_NAME", help="write the experiment as a self-contained folder to --out and exit")
     parser.add_argument("--work_dir_root", type=Path, default=Path("checkpoints"), help="where experiments live (default: checkpoints)")
     parser.add_argument("--wav", type=Path, help="the recording to transfer")
-    parser.add_argument("--out", type=Path, required=True, help="output .wav (a folder for --pack)")
+    parser.add_argument("--out", type=Path, help="output .wav (a folder for --pack)")
     parser.add_argument("--autotune", type=float, default=0.0, help="0 = pitch untouched .. 1 = snapped to the nearest semitone (or --score's notes)")
     parser.add_argument("--score", type=Path, help="a MIDI whose melody --autotune snaps to (notes only, lyrics not needed)")
     parser.add_argument("--octave_shift", type=float, default=0.0, help="shift the pitch by this many octaves")
@@ -37,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask_threshold", type=float, help="note-on mask: frames whose note-on ratio is below this are attenuated (1.0 = mean loudness)")
     parser.add_argument("--attenuation", type=float, default=1.0, help="dB taken off the frames outside notes (scaled by how far below the threshold)")
     parser.add_argument("--speaker", type=int, default=0, help="speaker id of a multi-speaker model")
+    parser.add_argument("--stream", action="store_true", help="render block by block through the real-time path (same samples as offline)")
+    parser.add_argument("--block_frames", type=int, default=1, help="frames per real-time block (1 frame = one hop, 10 ms in the demo)")
+    parser.add_argument("--export_torchscript", type=Path, metavar="FILE", help="write the real-time stream as TorchScript (for --block_frames) and exit")
     parser.add_argument("--plot", action="store_true", help="also write a PNG beside the wav: spectrograms, loudness, F0 curves, the mask")
     return parser
 
@@ -46,12 +51,24 @@ def main() -> int:
     from inference.timbre_transfer import DDSPVoice, TransferControls
     from preprocessor.atomic_io import write_wav_atomic
 
+    if args.block_frames < 1:
+        raise UserInputError(f"--block_frames {args.block_frames}: a block must hold at least one frame (1 frame = one hop); pass 1 or more")
     if args.pack:
+        if args.out is None:
+            raise UserInputError("--pack: pass --out DIR, the folder to write")
         voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.pack)
         print(f"packed {voice.loaded.source} -> {voice.pack(args.out)}")
         return 0
     if args.exp_name is None and args.ckpt is None:
         raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH")
+    if args.export_torchscript is not None:
+        voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
+        path = voice.export_torchscript(args.export_torchscript, args.block_frames, args.speaker)
+        hop_ms = 1000.0 * voice.audio.hop_size / voice.sample_rate
+        print(f"{path}  (blocks of {args.block_frames} frames = {args.block_frames * hop_ms:g} ms; output {hop_ms:g} ms behind the input)")
+        return 0
+    if args.out is None:
+        raise UserInputError("no output: pass --out FILE.wav")
     if args.wav is None:
         raise UserInputError("no input: pass --wav FILE (the recording to transfer)")
     if args.out.suffix.lower() != ".wav":
@@ -64,7 +81,7 @@ def main() -> int:
     )  # fmt: skip
     voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
     started = time.perf_counter()
-    result = voice.transfer_file(args.wav, controls)
+    result = voice.transfer_file(args.wav, controls, block_frames=args.block_frames if args.stream else None)
     elapsed = time.perf_counter() - started
     write_wav_atomic(args.out, result.wav, result.sample_rate)
     seconds = len(result.wav) / result.sample_rate

@@ -46,3 +46,23 @@ def write_singing_folder(folder: Path, sample_rate: int = 16000) -> list[Path]:
     sf.write(folder / "c_low.flac", flac, 24000, format="FLAC")
     files.append(folder / "c_low.flac")
     return files
+
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "models" / "ddsp_singer_demo.yaml"
+# The demo DDSP singer shrunk to a few thousand weights: two updates train in a few seconds.
+TINY_DDSP_OVERRIDES = (
+    "model.hidden_size=16,model.mlp_layers=1,trainer.val_check_interval=2,trainer.log_interval=1,"
+    "validation.max_items=1,validation.num_logged_items=1,audio_folder.piece_seconds=1.0,audio_folder.piece_hop_seconds=0.5,"
+    "trainer.max_batch_size=2,trainer.max_batch_frames=200,loss.fft_sizes=[512,128]"
+)
+
+
+def train_tiny_ddsp(root: Path, audio_dir: Path, exp: str = "tiny_ddsp", updates: int = 2, extra: str = "") -> int:
+    """Train the shrunk demo DDSP singer on `audio_dir` with the runner, in this process; the runner's exit code."""
+    from tasks.runs.run import main
+
+    overrides = (
+        f"{TINY_DDSP_OVERRIDES},trainer.max_updates={updates},audio_folder.audio_dir={audio_dir},"
+        f"audio_folder.cache_dir={root / 'cache'},audio_folder.valid_files=[c_low]" + (f",{extra}" if extra else "")
+    )
+    return main(["--config", str(DEMO_CONFIG), "--exp_name", exp, "--work_dir_root", str(root), "--hparams", overrides])
