@@ -208,12 +208,18 @@ def analyse(path: Path, audio: AudioSettings, loudness_n_fft: int) -> InputFeatu
 
 
 def score_targets(score: Path, n_frames: int, frame_rate: float) -> np.ndarray:
-    """`[T]` MIDI pitch of the score's note at each frame centre (0 where no note sounds)."""
+    """`[T]` MIDI pitch of the score's note at each frame centre (0 where no note sounds).
+
+    A MIDI needs no lyrics (its melody's notes are read alone); the other formats of
+    `preprocessor.scores.dispatch` (MusicXML, UST, USTX, DS) are read whole and their sung notes used."""
+    from preprocessor.scores.dispatch import MIDI_SUFFIXES, read_any_score
     from preprocessor.scores.midi_reader import read_melody
 
+    score = Path(score)
+    notes = read_melody(score) if score.suffix.lower() in MIDI_SUFFIXES else read_any_score(score, monophonic="top").sung_notes
     targets = np.zeros(n_frames, np.float64)
     centres = (np.arange(n_frames) + 0.5) / frame_rate
-    for note in read_melody(score):
+    for note in notes:
         targets[(centres >= note.start) & (centres < note.end)] = note.pitch
     return targets
 

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wav", type=Path, help="the recording to transfer")
     parser.add_argument("--out", type=Path, help="output .wav (a folder for --pack)")
     parser.add_argument("--autotune", type=float, default=0.0, help="0 = pitch untouched .. 1 = snapped to the nearest semitone (or --score's notes)")
-    parser.add_argument("--score", type=Path, help="a MIDI whose melody --autotune snaps to (notes only, lyrics not needed)")
+    parser.add_argument("--score", type=Path, help="a score whose melody --autotune snaps to: MIDI (lyrics not needed), MusicXML, UST, USTX or DS")
     parser.add_argument("--octave_shift", type=float, default=0.0, help="shift the pitch by this many octaves")
     parser.add_argument("--loudness_db", type=float, default=0.0, help="shift the loudness by this many dB")
     parser.add_argument("--loudness_stats", action="store_true", help="map the input's loudness distribution onto the model's training distribution")

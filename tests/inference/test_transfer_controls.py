@@ -54,3 +54,16 @@ def test_the_note_on_mask_finds_notes_and_attenuates_the_rest():
     quieter = attenuate(loudness, mask, 1.0, attenuation_db=30.0)
     assert np.array_equal(quieter[mask.on], loudness[mask.on])
     assert (quieter[:60] < loudness[:60] - 25).all()  # far below the threshold: nearly the full 30 dB
+
+
+def test_autotune_to_a_midi_without_lyrics_follows_its_melody(tmp_path):
+    from inference.timbre_transfer import score_targets
+    from tests.inference.midi_factory import melody, write_melody
+
+    # 120 bpm: each 480-tick note lasts 0.5 s = 50 frames at 100 frames/s; no lyric events at all.
+    path = write_melody(tmp_path / "tune.mid", melody((58, None), (63, None), (61, None)))
+    targets = score_targets(path, 160, 100.0)
+    assert targets[:50].tolist() == [58.0] * 50 and targets[50:100].tolist() == [63.0] * 50 and (targets[150:] == 0).all()
+    f0 = np.full(160, midi_to_hz(60.2), np.float32)
+    tuned = hz_to_midi(autotune(f0, 1.0, targets))
+    assert np.allclose(tuned[:150], np.repeat([58, 63, 61], 50), atol=1e-4) and np.allclose(tuned[150:], 60, atol=1e-4)
