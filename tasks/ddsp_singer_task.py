@@ -18,7 +18,7 @@ YAML sections read here (config/models/ddsp_singer.yaml): `audio`, `audio_folder
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from preprocessor.audio import AudioSettings, SpectrogramExtractor
 from preprocessor.audio_folder import AudioFolderSettings, FeatureCache, prepare_feature_cache
 from tasks.audio_piece_dataset import AudioPieceDataset
 from tasks.base_task import BaseTask
+from tasks.hifigan_task import ValidationSettings  # the same two keys: pieces logged, and a cap on the validation pieces
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,6 @@ class SpectralLossSettings:
     overlap: float = 0.75
     magnitude_weight: float = 1.0
     log_magnitude_weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class ValidationSettings:
-    """`validation:` — pieces logged as audio and spectrograms, and a cap on the validation pieces."""
-
-    num_logged_items: int = 3
-    max_items: int | None = None
 
 
 def singer_config_from(cfg: dict[str, Any], n_speakers: int) -> DDSPSingerConfig:
