@@ -91,3 +91,13 @@ def test_silence_only_and_empty_folders_are_errors(tmp_path):
         prepare_feature_cache(AUDIO, _settings(tmp_path, valid_files=()), show_progress=False)
     with pytest.raises(UserInputError, match="valid_files"):
         prepare_feature_cache(AUDIO, _settings(tmp_path, valid_files=("nope",)), show_progress=False)
+
+
+def test_sub_folders_name_the_speakers(tmp_path):
+    for speaker, pitches in (("alto", [57, 59, 60]), ("tenor", [52, 55, 57])):
+        (tmp_path / "audio" / speaker).mkdir(parents=True)
+        sf.write(tmp_path / "audio" / speaker / "take.wav", sung_phrase(pitches, 16000, note_seconds=0.6), 16000)
+    cache = prepare_feature_cache(AUDIO, _settings(tmp_path, valid_files=(), speakers_from_subfolders=True), show_progress=False)
+    assert cache.speakers == ["alto", "tenor"]
+    train = open_piece_split(cache.cache_dir, "train")
+    assert {(item["source"].split("/")[0], item["speaker_id"]) for item in train.items} == {("alto", 0), ("tenor", 1)}
