@@ -260,6 +260,7 @@ def main() -> int:
         os.environ.setdefault(key, value)
     work_dir = Path(tempfile.mkdtemp(prefix="svs-webui-"))
     os.environ["GRADIO_TEMP_DIR"] = str(work_dir / "gradio")  # uploads and served files, inside ours
+    os.environ.setdefault("MPLCONFIGDIR", str(work_dir / "matplotlib"))  # its font cache too, not in $HOME
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
