@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference.model_loading import LoadedSinger
-from preprocessor.scores.midi_reader import pitch_range_warnings, read_score
+from preprocessor.scores.midi_reader import Score, pitch_range_warnings, read_score
 from inference.synthesis import SingingSynthesizer, SynthesisResult
 from preprocessor.atomic_io import atomic_path, write_wav_atomic
 
@@ -26,6 +26,23 @@ def render_score(
 ) -> tuple[SingingSynthesizer, SynthesisResult, list[str]]:
     """Read `midi` (+ `lyrics`), sing it, write `wav_path` atomically; returns the (reusable) synthesizer."""
     score = read_score(midi, lyrics_path=lyrics, track=track, monophonic=monophonic)
+    return sing_score(singer, score, wav_path, key_shift, speaker, noise_scale, device, plot, seed, synthesizer)
+
+
+def sing_score(
+    singer: LoadedSinger,
+    score: Score,
+    wav_path: Path,
+    key_shift: int = 0,
+    speaker: int = 0,
+    noise_scale: float = 0.667,
+    device: str = "cpu",
+    plot: bool = False,
+    seed: int | None = 0,
+    synthesizer: SingingSynthesizer | None = None,
+) -> tuple[SingingSynthesizer, SynthesisResult, list[str]]:
+    """Sing a score already read (the web page's edited lyrics), as `render_score` sings a file."""
+    midi = score.source
     warnings = list(score.warnings)
     if singer.pitch_range is not None:
         low, high = singer.pitch_range

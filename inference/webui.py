@@ -60,7 +60,8 @@ def model_sources(args: argparse.Namespace) -> dict[str, tuple[Path | None, Path
     """Page name -> (experiment folder, checkpoint) for every model given, in order; names are unique."""
     sources: dict[str, tuple[Path | None, Path | None]] = {}
     given = [(name, (args.work_dir_root / name, None)) for name in args.exp_name]
-    given += [(ckpt.name if ckpt.is_dir() else ckpt.stem, (None, ckpt)) for ckpt in args.ckpt]
+    # A pack is named by its folder, a checkpoint file by its experiment and step: "csd_visinger/model_best".
+    given += [(ckpt.name if ckpt.is_dir() else f"{ckpt.parent.name}/{ckpt.stem}", (None, ckpt)) for ckpt in args.ckpt]
     for name, source in given:
         unique, number = name, 2
         while unique in sources:

@@ -2,10 +2,11 @@
 
 `inference/webui.py` lays out the Gradio page and calls a `WebSinging`; the tests call it directly.
 Everything goes through the command line's own code, so the page and `inference/visinger.py` agree:
-a score is read by the project's score readers, an edited lyric is checked by writing the lyrics as a
-lyrics text file (one line per phrase) and reading the score with it, exactly as
-`--lyrics song.txt` would, and then by the Korean frontend (Hangul check), and a render is
-`inference.render.render_score`. A user's mistake is a `UserInputError`; `page_message` turns it into
+a score is read by the project's score readers (`preprocessor.scores.dispatch`), an edited lyric is
+checked by writing the lyrics as a lyrics text file (one line per phrase) and reading the score with
+it, exactly as `--lyrics song.txt` would (other formats take no lyrics file: the lines' syllables
+are put on the phrase's notes, one per note), then by the Korean frontend (Hangul check), and a
+render is `inference.render.sing_score`, the body of the CLI's `render_score`. A user's mistake is a `UserInputError`; `page_message` turns it into
 the CLI's one line (`error: ...`) with the server's temporary paths cut down to file names.
 
 Files: every file the page writes (uploads, edited lyrics, renders) lies under `work_dir`, a
@@ -18,6 +19,7 @@ two threads at once, and two CPU renders side by side are no faster than one aft
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import tempfile
@@ -32,26 +34,18 @@ import numpy as np
 from config.errors import UserInputError, error_line
 from inference.metrics import TuningResult, in_tune_share
 from inference.model_loading import LoadedSinger
-from inference.render import render_score
+from inference.render import sing_score
 from inference.synthesis import SingingSynthesizer
 from preprocessor.atomic_io import write_text_atomic
 from preprocessor.audio import extract_f0
 from preprocessor.score import Note
-from preprocessor.scores.midi_reader import Score, note_name, read_lyrics_lines, read_score
+from preprocessor.scores.dispatch import MIDI_SUFFIXES, SCORE_SUFFIXES, read_any_score
+from preprocessor.scores.midi_reader import Score, note_name, read_lyrics_lines
 from preprocessor.text.korean import KoreanFrontend
 
-SCORE_SUFFIXES = (".mid", ".midi")  # what preprocessor/scores reads today
 DEFAULT_NOISE_SCALE = 0.667  # inference/visinger.py's --noise_scale default
 TABLE_HEADERS = ("phrase", "bar:beat", "start (s)", "notes", "lyrics")
 LYRICS_COLUMN = TABLE_HEADERS.index("lyrics")
-
-
-def read_any_score(path: Path, lyrics_path: Path | None = None, track: int | None = None) -> Score:
-    """The score in `path` by its suffix (+ a lyrics text file), or a `UserInputError` naming the formats read."""
-    path = Path(path)
-    if path.suffix.lower() not in SCORE_SUFFIXES:
-        raise UserInputError(f"{path}: not a score format this project reads ({', '.join(SCORE_SUFFIXES)}); export the score as MIDI with lyrics")
-    return read_score(path, lyrics_path=lyrics_path, track=track)
 
 
 @dataclass(frozen=True)
@@ -212,8 +206,11 @@ class WebSinging:
         # The lyrics file is named after the score, so that the reader's messages read as the CLI's would.
         lyrics_path = self._fresh_folder("lyrics") / f"{view.score_path.stem}.txt"
         write_text_atomic(lyrics_path, "\n".join(lines) + "\n")
-        read_lyrics_lines(lyrics_path)  # the CLI's reading of the text (encoding, blank file)
-        score = read_any_score(view.score_path, lyrics_path=lyrics_path, track=view.score.melody_track)
+        syllables = read_lyrics_lines(lyrics_path)  # the CLI's reading of the text (encoding, blank file)
+        if view.score_path.suffix.lower() in MIDI_SUFFIXES:
+            score = read_any_score(view.score_path, lyrics_path=lyrics_path, track=view.score.melody_track)  # --lyrics
+        else:  # the other formats carry their own lyrics (no --lyrics): put the syllables on the notes here
+            score = _with_syllables(view, syllables, lyrics_path)
         self._check_lyrics(score)
         return ScoreView(view.score_path, lyrics_path, score, phrases_of(score))
 
@@ -223,7 +220,7 @@ class WebSinging:
             self.frontend.phonemize(list(score.notes), source=str(score.source))
 
     def render(self, view: ScoreView, model: str, key_shift: int = 0, noise_scale: float = DEFAULT_NOISE_SCALE, speaker: int = 0, seed: int = 0) -> Rendering:
-        """Sing `view` with `model` through the CLI's `render_score`; the wav and its PNG land in a fresh folder under `work_dir`."""
+        """Sing `view` with `model` as the CLI does (`sing_score`); the wav and its PNG land in a fresh folder under `work_dir`."""
         singer = self._singer(model)
         if not float(noise_scale) >= 0:
             raise UserInputError(f"noise scale {noise_scale}: must be 0 or more (0 = the prior mean)")
@@ -233,10 +230,9 @@ class WebSinging:
         with self._lock:
             audio = singer.audio
             synthesizer = SingingSynthesizer(singer.generator, audio.sample_rate, audio.hop_size, device=self.device, noise_scale=float(noise_scale), frontend=self.frontend)
-            _, result, warnings = render_score(
-                singer, view.score_path, wav_path, lyrics=view.lyrics_path, track=view.score.melody_track if view.lyrics_path else None,
-                key_shift=int(key_shift), speaker=int(speaker), noise_scale=float(noise_scale), device=self.device, plot=True, seed=seed,
-                synthesizer=synthesizer,
+            _, result, warnings = sing_score(
+                singer, view.score, wav_path, key_shift=int(key_shift), speaker=int(speaker), noise_scale=float(noise_scale),
+                device=self.device, plot=True, seed=seed, synthesizer=synthesizer,
             )  # fmt: skip
         elapsed = time.perf_counter() - started
         frames = len(result.f0_hz)
@@ -266,3 +262,20 @@ class WebSinging:
         for root in {str(self.work_dir), str(self.work_dir.resolve())}:
             line = re.sub(re.escape(root) + r"/(?:[^/\s]+/)*", "", line)
         return line
+
+
+def _with_syllables(view: ScoreView, lines: list[list[str]], lyrics_path: Path) -> Score:
+    """`view.score` with phrase `i`'s notes sung to `lines[i]` (one syllable per note, as a lyrics file gives them)."""
+    if len(lines) != len(view.phrases):  # a line of punctuation only reads as no line
+        raise UserInputError(f"{lyrics_path}: {len(lines)} lines of syllables for the {len(view.phrases)} phrases of {view.name}; give each phrase its syllables")
+    notes = list(view.score.notes)
+    for number, (phrase, syllables) in enumerate(zip(view.phrases, lines), start=1):
+        if len(syllables) != len(phrase.note_indices):
+            raise UserInputError(
+                f"{lyrics_path}: line {number} ({''.join(syllables)[:30]!r}) has {len(syllables)} syllables but phrase {number} of "
+                f"{view.name} has {len(phrase.note_indices)} notes (from {phrase.location}); "
+                "give every note exactly one syllable (write a melisma as a repeated vowel, e.g. 바알, or as '-')"
+            )
+        for index, syllable in zip(phrase.note_indices, syllables):
+            notes[index] = dataclasses.replace(notes[index], lyric=syllable)
+    return dataclasses.replace(view.score, notes=tuple(notes), lyrics_source=lyrics_path)

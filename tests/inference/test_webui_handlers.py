@@ -194,6 +194,23 @@ def test_the_server_binds_to_localhost_unless_told():
 
 def test_several_models_get_unique_names():
     args = build_parser().parse_args(["--exp_name", "demo", "--ckpt", "x/demo.pt", "--ckpt", "y/demo.pt"])
-    assert list(model_sources(args)) == ["demo", "demo (2)", "demo (3)"]
+    assert list(model_sources(args)) == ["demo", "x/demo", "y/demo"]
+    args = build_parser().parse_args(["--ckpt", "x/demo.pt", "--ckpt", "x/demo.pt"])
+    assert list(model_sources(args)) == ["x/demo", "x/demo (2)"]
     with pytest.raises(UserInputError, match="no model"):
         model_sources(build_parser().parse_args([]))
+
+
+def test_a_score_of_another_format_is_shown_edited_and_sung(singing, tmp_path):
+    from tests.score_files import write_ustx_song
+
+    view = singing.open_score(write_ustx_song(tmp_path / "song.ustx"))
+    assert [p.lyrics for p in view.phrases] == ["가나-", "다라"]
+    changed = singing.with_lyrics(view, ["가나-", "마바"])
+    assert [p.lyrics for p in changed.phrases] == ["가나-", "마바"]
+    assert [n.pitch for n in changed.score.notes] == [n.pitch for n in view.score.notes]
+    with pytest.raises(UserInputError) as error:
+        singing.with_lyrics(view, ["가나-", "마바사"])
+    assert "line 2" in str(error.value) and "3 syllables but phrase 2 of song.ustx has 2 notes" in str(error.value)
+    rendering = singing.render(changed, "tiny")
+    assert sf.info(rendering.wav_path).duration == pytest.approx(view.score.total_seconds, abs=0.02)
