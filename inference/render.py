@@ -23,26 +23,14 @@ def render_score(
     plot: bool = False,
     seed: int | None = 0,
     synthesizer: SingingSynthesizer | None = None,
+    score: Score | None = None,
 ) -> tuple[SingingSynthesizer, SynthesisResult, list[str]]:
-    """Read `midi` (+ `lyrics`), sing it, write `wav_path` atomically; returns the (reusable) synthesizer."""
-    score = read_score(midi, lyrics_path=lyrics, track=track, monophonic=monophonic)
-    return sing_score(singer, score, wav_path, key_shift, speaker, noise_scale, device, plot, seed, synthesizer)
+    """Read `midi` (+ `lyrics`), sing it, write `wav_path` atomically; returns the (reusable) synthesizer.
 
-
-def sing_score(
-    singer: LoadedSinger,
-    score: Score,
-    wav_path: Path,
-    key_shift: int = 0,
-    speaker: int = 0,
-    noise_scale: float = 0.667,
-    device: str = "cpu",
-    plot: bool = False,
-    seed: int | None = 0,
-    synthesizer: SingingSynthesizer | None = None,
-) -> tuple[SingingSynthesizer, SynthesisResult, list[str]]:
-    """Sing a score already read (the web page's edited lyrics), as `render_score` sings a file."""
-    midi = score.source
+    score: the score of `midi` already read (the web page's, with edited lyrics), sung instead of reading the file.
+    """
+    if score is None:
+        score = read_score(midi, lyrics_path=lyrics, track=track, monophonic=monophonic)
     warnings = list(score.warnings)
     if singer.pitch_range is not None:
         low, high = singer.pitch_range

@@ -6,7 +6,7 @@ a score is read by the project's score readers (`preprocessor.scores.dispatch`),
 checked by writing the lyrics as a lyrics text file (one line per phrase) and reading the score with
 it, exactly as `--lyrics song.txt` would (other formats take no lyrics file: the lines' syllables
 are put on the phrase's notes, one per note), then by the Korean frontend (Hangul check), and a
-render is `inference.render.sing_score`, the body of the CLI's `render_score`. A user's mistake is a `UserInputError`; `page_message` turns it into
+render is the CLI's `inference.render.render_score` of the score as read (and edited). A user's mistake is a `UserInputError`; `page_message` turns it into
 the CLI's one line (`error: ...`) with the server's temporary paths cut down to file names.
 
 Files: every file the page writes (uploads, edited lyrics, renders) lies under `work_dir`, a
@@ -34,7 +34,7 @@ import numpy as np
 from config.errors import UserInputError, error_line
 from inference.metrics import TuningResult, in_tune_share
 from inference.model_loading import LoadedSinger
-from inference.render import sing_score
+from inference.render import render_score
 from inference.synthesis import SingingSynthesizer
 from preprocessor.atomic_io import write_text_atomic
 from preprocessor.audio import extract_f0
@@ -220,7 +220,7 @@ class WebSinging:
             self.frontend.phonemize(list(score.notes), source=str(score.source))
 
     def render(self, view: ScoreView, model: str, key_shift: int = 0, noise_scale: float = DEFAULT_NOISE_SCALE, speaker: int = 0, seed: int = 0) -> Rendering:
-        """Sing `view` with `model` as the CLI does (`sing_score`); the wav and its PNG land in a fresh folder under `work_dir`."""
+        """Sing `view` with `model` as the CLI does (`render_score`); the wav and its PNG land in a fresh folder under `work_dir`."""
         singer = self._singer(model)
         if not float(noise_scale) >= 0:
             raise UserInputError(f"noise scale {noise_scale}: must be 0 or more (0 = the prior mean)")
@@ -230,9 +230,9 @@ class WebSinging:
         with self._lock:
             audio = singer.audio
             synthesizer = SingingSynthesizer(singer.generator, audio.sample_rate, audio.hop_size, device=self.device, noise_scale=float(noise_scale), frontend=self.frontend)
-            _, result, warnings = sing_score(
-                singer, view.score, wav_path, key_shift=int(key_shift), speaker=int(speaker), noise_scale=float(noise_scale),
-                device=self.device, plot=True, seed=seed, synthesizer=synthesizer,
+            _, result, warnings = render_score(
+                singer, view.score_path, wav_path, key_shift=int(key_shift), speaker=int(speaker), noise_scale=float(noise_scale),
+                device=self.device, plot=True, seed=seed, synthesizer=synthesizer, score=view.score,
             )  # fmt: skip
         elapsed = time.perf_counter() - started
         frames = len(result.f0_hz)
