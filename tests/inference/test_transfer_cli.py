@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from preprocessor.audio import extract_f0, hz_to_midi, load_wav
-from tests.audio_factory import sung_phrase, train_tiny_ddsp, write_singing_folder
+from tests.audio_factory import sung_phrase
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI = REPO_ROOT / "inference" / "transfer.py"
@@ -22,11 +22,8 @@ SR, HOP = 16000, 160
 
 
 @pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ddsp_exp")
-    write_singing_folder(root / "audio")
-    assert train_tiny_ddsp(root, root / "audio", updates=2) == 0
-    return root
+def experiment(ddsp_experiment) -> Path:
+    return ddsp_experiment
 
 
 @pytest.fixture(scope="module")
