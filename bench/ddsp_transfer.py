@@ -10,7 +10,8 @@ on the output audio, with the same F0 tracker and loudness meter as training:
 - loudness: Pearson correlation between the input's loudness and the output's, over the frames where
   the input is not silence (above -70 dB);
 - autotune: share of the voiced output frames within 10 cents of a semitone, with `--autotune 1` and,
-  for comparison, with 0.
+  for comparison, with 0; and the same share away from note changes (more than 3 frames from a step of the
+  sung pitch curve: Praat's window, 3 periods of `audio.f0_min`, straddles two notes there).
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ SILENCE_DB = -70.0
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--exp_name", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--exp_name", help="an experiment (its best checkpoint, else the latest)")
+    source.add_argument("--ckpt", type=Path, help="a checkpoint file or pack folder")
     parser.add_argument("--work_dir_root", type=Path, default=REPO_ROOT / "checkpoints")
     parser.add_argument("--wav", type=Path, required=True)
     parser.add_argument("--octave_shift", type=float, default=0.0)
@@ -52,7 +55,7 @@ def main() -> int:
     from preprocessor.audio import extract_f0
     from preprocessor.loudness import a_loudness_db
 
-    voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.exp_name)
+    voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
     audio = voice.audio
     print(f"model {voice.loaded.source}; input {args.wav}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for amount in (0.0, 1.0):
@@ -71,11 +74,16 @@ def main() -> int:
         loud_out = a_loudness_db(result.wav, audio.sample_rate, audio.hop_size, voice.loaded.loudness_n_fft)[:frames]
         audible = loud_in > SILENCE_DB
         correlation = float(np.corrcoef(loud_in[audible], loud_out[audible])[0, 1])
+        sung_midi_steps = np.abs(np.diff(np.round(12 * np.log2(np.maximum(result.tracks.f0_output[:frames], 1e-3) / 440.0)))) > 0
+        near_change = np.zeros(frames, bool)
+        for offset in range(-3, 4):
+            near_change |= np.roll(np.concatenate([sung_midi_steps, [False]]), offset)
         print(
             f"autotune {amount:g}: output voiced on {float((sung > 0).mean()):.1%} of frames (input {float((target > 0).mean()):.1%}); "
             f"within 50 cents of the input F0 x 2^{args.octave_shift:g}: {float((cents < 50).mean()):.1%} of {int(both.sum())} frames "
             f"(median {float(np.median(cents)):.1f} cents); loudness correlation {correlation:.3f} over {int(audible.sum())} frames; "
-            f"within 10 cents of a semitone: output {semitone_share(sung, 10):.1%}, input {semitone_share(result.tracks.f0_input, 10):.1%}"
+            f"within 10 cents of a semitone: output {semitone_share(sung, 10):.1%} (away from note changes {semitone_share(sung[~near_change], 10):.1%}), "
+            f"input {semitone_share(result.tracks.f0_input, 10):.1%}"
         )
     return 0
 
