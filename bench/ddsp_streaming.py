@@ -11,7 +11,8 @@ a loudness contour, `--seconds` long.
 Per block size, for the eager Python stream (`modules.ddsp_streaming.StreamingDDSPSinger`) and the
 TorchScript export (`export_torchscript`): the median and 95th-percentile wall time of one block call
 (after 20 warm-up blocks), the real-time factor (median block time / block duration; below 1 keeps up),
-the latency (block duration + the one-hop algorithmic delay + the median compute time), and the largest
+the latency (block duration + the one-hop algorithmic delay + the median compute time), the median CPU
+time of one block (the process's, so less sensitive to other jobs than the wall time), and the largest
 absolute difference between the streamed samples and the offline render (full scale = 1). Also the
 offline render's real-time factor. Prints the machine and the load average: on a shared machine the
 times are upper bounds.
@@ -69,16 +70,18 @@ def synthetic_tracks(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     return f0.float(), loudness.float()
 
 
-def time_blocks(step, f0: torch.Tensor, loudness: torch.Tensor, block_frames: int) -> tuple[list[float], torch.Tensor]:
-    times, pieces = [], []
+def time_blocks(step, f0: torch.Tensor, loudness: torch.Tensor, block_frames: int) -> tuple[list[float], list[float], torch.Tensor]:
+    """(wall seconds per block, CPU seconds per block, the streamed audio)."""
+    walls, cpus, pieces = [], [], []
     blocks = f0.numel() // block_frames
     with torch.no_grad():
         for index in range(blocks):
             chunk = slice(index * block_frames, (index + 1) * block_frames)
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             pieces.append(step(f0[chunk], loudness[chunk]))
-            times.append(time.perf_counter() - started)
-    return times[WARMUP_BLOCKS:], torch.cat(pieces)
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - started_cpu)
+    return walls[WARMUP_BLOCKS:], cpus[WARMUP_BLOCKS:], torch.cat(pieces)
 
 
 def main() -> int:
@@ -98,19 +101,23 @@ def main() -> int:
     print(f"model: {'experiment ' + args.exp_name if args.exp_name else str(args.config) + ' (random weights)'}, "
           f"{sum(p.numel() for p in model.parameters())} weights, {rate} Hz, hop {hop} ({1000 * hop / rate:g} ms)")  # fmt: skip
     print(f"offline render of {args.seconds:g} s: {offline_seconds:.3f} s, real-time factor {offline_seconds / args.seconds:.3f}")
-    print("| path | block | median ms | p95 ms | RTF | latency ms | max abs diff to offline |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| path | block | median ms | p95 ms | RTF | latency ms | CPU ms (median) | RTF by CPU time | max abs diff to offline |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for block_frames in args.block_frames:
         block_ms = 1000.0 * block_frames * hop / rate
         stream = StreamingDDSPSinger(model, block_frames)
         scripted = export_torchscript(model, block_frames)
         for name, step in (("python", stream.process), ("torchscript", scripted)):
-            times, audio = time_blocks(step, f0, loudness, block_frames)
+            times, cpu_times, audio = time_blocks(step, f0, loudness, block_frames)
             streamed = audio[hop:]  # the one-hop latency removed
             difference = float((streamed - offline[: streamed.numel()]).abs().max())
             median, p95 = 1000 * statistics.median(times), 1000 * sorted(times)[int(0.95 * (len(times) - 1))]
             latency = block_ms + 1000.0 * hop / rate + median
-            print(f"| {name} | {block_frames} ({block_ms:g} ms) | {median:.2f} | {p95:.2f} | {median / block_ms:.3f} | {latency:.1f} | {difference:.2e} |")
+            cpu = 1000 * statistics.median(cpu_times)
+            print(
+                f"| {name} | {block_frames} ({block_ms:g} ms) | {median:.2f} | {p95:.2f} | {median / block_ms:.3f} | {latency:.1f} "
+                f"| {cpu:.2f} | {cpu / block_ms:.3f} | {difference:.2e} |"
+            )
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
