@@ -28,8 +28,10 @@ from modules.losses import (
     kl_loss,
     mel_l1_loss,
     uv_loss,
+    weighted_sum,
 )
 from modules.masks import length_mask, slice_segments
+from model_io.description import SINGER, ModelDescription, ModelSpec, describe, read_dataset_stats
 from modules.visinger import VISingerGenerator, VISingerGeneratorConfig, VISingerTrainOutput
 from preprocessor.audio import AudioSettings, SpectrogramExtractor
 from preprocessor.text.phone_set import PHONE_SET
@@ -58,6 +60,10 @@ class DiscriminatorSettings:
 
     def active(self, step: int) -> bool:
         return step >= self.start_update
+
+    def arguments(self) -> dict[str, Any]:
+        """`VISingerDiscriminator`'s constructor arguments (`start_update` is the task's, not the network's)."""
+        return {"periods": self.periods, "n_scales": self.n_scales, "period_use_spectral_norm": self.period_use_spectral_norm, "max_channels": self.max_channels}
 
 
 def source_mel_loss(
@@ -137,14 +143,23 @@ class VISingerTask(BaseTask):
 
     # ---- building ---------------------------------------------------------------------------
     def build_models(self) -> dict[str, nn.Module]:
-        d = self.discriminator_settings
         return {
             "generator": VISingerGenerator.from_config(self.generator_config),
-            "discriminator": VISingerDiscriminator(d.periods, d.n_scales, d.period_use_spectral_norm, d.max_channels),
+            "discriminator": VISingerDiscriminator(**self.discriminator_settings.arguments()),
         }
 
-    def build_dataset(self, split: str) -> SingingDataset:
-        max_items = self.validation.max_items if split == "valid" else None  # the test split is always whole
+    def model_description(self) -> ModelDescription:
+        return describe(
+            {
+                "generator": ModelSpec.of(VISingerGenerator, self.generator_config, role=SINGER),
+                "discriminator": ModelSpec.of(VISingerDiscriminator, arguments=self.discriminator_settings.arguments()),
+            },
+            self.audio, read_dataset_stats(self.binary_dir),
+        )  # fmt: skip
+
+    def build_dataset(self, split: str, whole: bool = False) -> SingingDataset:
+        # Validation may be capped; the test split, and any split rendered by `infer` (whole=True), is whole.
+        max_items = self.validation.max_items if split == "valid" and not whole else None
         return open_singing_split(self.binary_dir, split, self.audio.sample_rate, self.audio.hop_size, max_items)
 
     # ---- training -----------------------------------------------------------------------------
@@ -157,8 +172,7 @@ class VISingerTask(BaseTask):
 
     def _generator_pass(self, batch: dict[str, Any]) -> VISingerTrainOutput:
         return self.models["generator"](
-            batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"],
-            batch["phone_lengths"], self._linear_spec(batch), batch["frame_lengths"], batch["f0"], batch["speaker_id"],
+            *batch["score"], self._linear_spec(batch), batch["frame_lengths"], batch["f0"], batch["speaker_id"],
         )  # fmt: skip
 
     def _real_slice(self, batch: dict[str, Any], out: VISingerTrainOutput) -> torch.Tensor:
@@ -190,18 +204,12 @@ class VISingerTask(BaseTask):
                 "source_mel": source_mel_loss(self.features, out.source_slice, mel_real, out.slice_mask),
             }
         terms.update(adversarial_terms(self.models["discriminator"], real, out.wav_slice, adversarial))
-        weights = dataclasses.asdict(self.loss_weights)
-        if set(weights) != set(terms):  # strict: a weight for a term that does not exist is a bug
-            raise AssertionError(f"loss terms {sorted(terms)} != weights {sorted(weights)}")
-        total = sum(weights[name] * value for name, value in terms.items())
+        total = weighted_sum(terms, dataclasses.asdict(self.loss_weights))
         return {"loss": total, **{f"g_{name}": value.detach() for name, value in terms.items()}}
 
     # ---- validation -----------------------------------------------------------------------------
     def _infer_from_score(self, batch: dict[str, Any], noise_scale: float, f0: torch.Tensor | None = None):
-        return self.raw_models["generator"].infer(
-            batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"],
-            batch["phone_lengths"], batch["speaker_id"], noise_scale=noise_scale, f0=f0,
-        )  # fmt: skip
+        return self.raw_models["generator"].infer(*batch["score"], batch["speaker_id"], noise_scale=noise_scale, f0=f0)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor | float]:
         generator = self.raw_models["generator"]
@@ -259,8 +267,8 @@ class VISingerTask(BaseTask):
         self._logged = []
 
     # ---- test-set rendering (`run.py --infer`) --------------------------------------------------------
-    def infer(self, work_dir: Path) -> None:
-        """Render the test split from the score (predicted F0) and from the posterior (an upper bound),
+    def infer(self, work_dir: Path, split: str = "test") -> None:
+        """Render `split` (the test split by default) from the score (predicted F0) and from the posterior (an upper bound),
         write the wavs beside the references, and evaluate both with `inference.metrics`.
 
         Output: `work_dir/infer/step<N>/{reference,score,posterior}/<item>.wav`, `metrics.json` in
@@ -268,7 +276,7 @@ class VISingerTask(BaseTask):
         """
         from inference.evaluate import render_test_split
 
-        out_dir = Path(work_dir) / "infer" / f"step{self.global_step}"
+        out_dir = self.infer_dir(work_dir, split)
         generator = self.raw_models["generator"]
         torch.manual_seed(0)  # the prior's sample: the same renders for the same checkpoint
 
@@ -279,5 +287,5 @@ class VISingerTask(BaseTask):
             spec = self._linear_spec(batch)
             return generator.infer_from_posterior(spec, batch["frame_lengths"], batch["speaker_id"], f0=batch["f0"])[0, 0]
 
-        dataset = self.build_dataset("test")
+        dataset = self.build_dataset(split, whole=True)
         render_test_split(dataset, {"score": from_score, "posterior": from_posterior}, out_dir, self.audio, self.device)
