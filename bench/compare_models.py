@@ -184,7 +184,7 @@ def measure_speed(scale: str, seconds: float, threads: int, repeats: int) -> lis
         audio_seconds = len(result.wav) / result.sample_rate
         stages = {stage: statistics.median(run[stage] for run in runs) / audio_seconds for stage in result.timings}
         total = statistics.median(run["total"] for run in runs) / audio_seconds
-        rows.append(SpeedRow(system, trained, inference, count_parameters(model.decoder), total, stages, audio_seconds))
+        rows.append(SpeedRow(system, trained, inference, count_parameters(model.waveform_stage), total, stages, audio_seconds))
     return rows
 
 

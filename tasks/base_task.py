@@ -100,7 +100,7 @@ class BaseTask(abc.ABC):
 
         Runs inside the trainer's autocast context. Under `accumulate_grad_batches=k`, each
         optimizer's turn sees the same k micro-batches (same objects, same order), so a GAN can
-        compute the generator output in the first turn and reuse it in the second, keyed by batch.
+        compute the generator output in the first turn and reuse it in the second (`tasks.gan_task.GANTask`).
         """
 
     @abc.abstractmethod

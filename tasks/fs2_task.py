@@ -21,8 +21,8 @@ from torch import nn
 
 from config.errors import UserInputError
 from config.loader import build_dataclass, config_section, require_key
+from model_io.description import ACOUSTIC, VOCODER, ModelDescription, ModelSpec, check_same_features, describe, read_dataset_stats
 from model_io.loader import load_saved
-from model_io.description import ACOUSTIC, VOCODER, ModelDescription, check_same_features, ModelSpec, describe, read_dataset_stats
 from modules.fs2_singer import ENERGY_DB_PER_UNIT, FS2Singer, FS2SingerConfig, FS2SingerOutput
 from modules.losses import f0_loss, mel_l1_loss, uv_loss, weighted_sum
 from preprocessor.audio import AudioSettings

@@ -19,7 +19,6 @@ YAML sections read here (config/models/hifigan.yaml): `audio`, `dataset` (binary
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,17 +28,16 @@ from torch import nn
 
 from config.errors import UserInputError
 from config.loader import build_dataclass, config_section, require_key
+from model_io.description import ACOUSTIC, VOCODER, ModelDescription, ModelSpec, check_same_features, describe, read_dataset_stats
 from model_io.loader import load_saved
-from model_io.description import ACOUSTIC, VOCODER, check_same_features, ModelDescription, ModelSpec, describe, read_dataset_stats
 from modules.discriminators import VISingerDiscriminator
 from modules.hifigan import HiFiGANGenerator, HiFiGANVocoderConfig
-from modules.losses import discriminator_loss, mel_l1_loss, weighted_sum
+from modules.losses import mel_l1_loss
 from modules.masks import length_mask, rand_slice_segments, slice_segments
 from preprocessor.audio import AudioSettings, SpectrogramExtractor
-from tasks.base_task import BaseTask
 from tasks.fs2_task import check_mel_bins
+from tasks.gan_task import DiscriminatorSettings, GANTask, source_mel_loss
 from tasks.svs_dataset import SingingDataset, open_singing_split
-from tasks.visinger_task import DiscriminatorSettings, adversarial_terms, source_mel_loss
 
 # Computed from `audio:`, never written in `model:` (one value, one place).
 DERIVED_MODEL_KEYS = ("in_channels", "hop_size", "sample_rate")
@@ -97,8 +95,7 @@ def vocoder_config_from(cfg: dict[str, Any]) -> HiFiGANVocoderConfig:
     return build_dataclass(HiFiGANVocoderConfig, model, "model")
 
 
-class HiFiGANTask(BaseTask):
-    optimizer_names = ("discriminator", "generator")
+class HiFiGANTask(GANTask):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -119,8 +116,6 @@ class HiFiGANTask(BaseTask):
             raise UserInputError(
                 f"config 'training.finetune_mels_from': {source} does not exist; name an FS2 singer experiment folder, checkpoint or pack"
             )
-        # Generator windows of the discriminator's turn, reused in the generator's turn of the same update.
-        self._pending: dict[int, GeneratorWindows] = {}
         self._logged: list[dict[str, Any]] = []
         self._real_audio_logged = False
 
@@ -170,7 +165,7 @@ class HiFiGANTask(BaseTask):
         )  # fmt: skip
         return out.mel.to(batch["mel"].dtype)
 
-    def _generator_pass(self, batch: dict[str, Any]) -> GeneratorWindows:
+    def generator_pass(self, batch: dict[str, Any]) -> GeneratorWindows:
         hop, size = self.audio.hop_size, self.training.segment_size
         segments = rand_slice_segments(self.input_mels(batch), batch["frame_lengths"], size)
         f0 = slice_segments(batch["f0"].unsqueeze(1), segments.starts, size).squeeze(1)  # [B, size] the recording's F0
@@ -178,25 +173,14 @@ class HiFiGANTask(BaseTask):
         real = slice_segments(batch["wav"], segments.starts * hop, size * hop)
         return GeneratorWindows(decoded.wav, decoded.source_wav, real, segments.starts, segments.mask)
 
-    def training_step(self, batch: dict[str, Any], optimizer_name: str) -> dict[str, torch.Tensor]:
-        key = id(batch)
-        adversarial = self.discriminator_settings.active(self.global_step)
-        if optimizer_name == "discriminator":
-            windows = self._generator_pass(batch)
-            self._pending[key] = windows
-            if not adversarial:
-                return {}  # skipped by the trainer; the generator's turn reuses the pass
-            scores = self.models["discriminator"](windows.real, windows.fake.detach())
-            return {"loss": discriminator_loss(scores.real_logits, scores.fake_logits)}
-        fake, source, real, starts, mask = self._pending.pop(key, None) or self._generator_pass(batch)
-        with torch.autocast(device_type=real.device.type, enabled=False):  # the mel loss in fp32 (bf16 rounding)
-            mel_fake = self.features.to(real.device).mel(fake.float().squeeze(1))
-            mel_real = slice_segments(batch["mel"].float(), starts, self.training.segment_size)
-            terms = {"mel": mel_l1_loss(mel_fake, mel_real, mask)}
-            terms["source_mel"] = source_mel_loss(self.features, source, mel_real, mask)
-        terms.update(adversarial_terms(self.models["discriminator"], real, fake, adversarial))
-        total = weighted_sum(terms, dataclasses.asdict(self.loss_weights))
-        return {"loss": total, **{f"g_{name}": value.detach() for name, value in terms.items()}}
+    def reconstruction_terms(self, batch: dict[str, Any], out: GeneratorWindows) -> dict[str, torch.Tensor]:
+        with torch.autocast(device_type=out.real.device.type, enabled=False):  # the mel loss in fp32 (bf16 rounding)
+            mel_fake = self.features.to(out.real.device).mel(out.fake.float().squeeze(1))
+            mel_real = slice_segments(batch["mel"].float(), out.starts, self.training.segment_size)
+            return {
+                "mel": mel_l1_loss(mel_fake, mel_real, out.mask),
+                "source_mel": source_mel_loss(self.features, out.source, mel_real, out.mask),
+            }
 
     # ---- validation -----------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor | float]:

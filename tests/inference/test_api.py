@@ -133,7 +133,7 @@ def test_a_pair_pack_holds_both_models_and_reloads_as_the_pair(tiny_experiment, 
     singer = Singer.load(pack, device="cpu")
     assert isinstance(singer.model, AcousticVocoderPair)
     for name, tensor in tiny_pair.vocoder.state_dict().items():
-        assert torch.equal(singer.model.decoder.state_dict()[name], tensor)
+        assert torch.equal(singer.model.vocoder.state_dict()[name], tensor)
     with pytest.raises(UserInputError, match="sings by itself"):
         Singer.load(tiny_experiment.exp_dir, vocoder=tiny_pair.hifigan_dir)
 
@@ -235,3 +235,22 @@ def test_describe_checkpoint_makes_an_old_checkpoint_loadable(tiny_experiment, r
     assert "description added" in capsys.readouterr().out
     assert wav_digest(Singer.load(old, device="cpu").sing(SANCHAEK).wav) == renders["visinger"]
     assert describe_main([str(old)]) == 0 and "already described" in capsys.readouterr().out
+
+
+def test_both_families_implement_the_singer_contract(tiny_experiment, tiny_pair):
+    from modules.score_inputs import ScoreInputs, SingingModel
+
+    phone_frames = torch.tensor([[3, 5, 4, 6]])
+    score = ScoreInputs(
+        phone_ids=torch.tensor([[1, 10, 20, 1]]), note_pitch=torch.tensor([[0, 60, 62, 0]]),
+        note_dur=phone_frames.float(), slur=torch.zeros(1, 4, dtype=torch.long), phone_frames=phone_frames,
+        phone_lengths=torch.tensor([4]),
+    )  # fmt: skip
+    for singer in (Singer.load(tiny_experiment.exp_dir, device="cpu"), Singer.load(tiny_pair.fs2_dir, vocoder=tiny_pair.hifigan_dir, device="cpu")):
+        model = singer.model
+        assert isinstance(model, SingingModel) and model.n_speakers == 1
+        assert isinstance(model.waveform_stage, torch.nn.Module)
+        torch.manual_seed(0)
+        out = model.sing(score, None, 0.0)
+        assert out.wav.shape == (1, 1, 18 * 160) and out.f0_hz.shape == (1, 18)
+        assert torch.equal(model.sing(score, None, 0.0).wav, out.wav)  # noise scale 0: no sampling left

@@ -162,9 +162,12 @@ def test_fs2_padded_batch_equals_each_item_alone(demo_binary_dir):
     assert len({item["mel"].shape[-1] for item in items}) > 1, "need items of different lengths to test padding"
 
     def infer(batch):
-        return model.infer(batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"], batch["phone_lengths"])
+        return model.infer(*batch["score"])
 
-    together = infer(collate_singing(items))
+    batch = collate_singing(items)
+    # The collate's one score structure holds the very per-field tensors, in the models' argument order.
+    assert [getattr(batch["score"], field) is batch[field] for field in batch["score"]._fields] == [True] * 6
+    together = infer(batch)
     for row, item in enumerate(items):
         alone = infer(collate_singing([item]))
         n = item["mel"].shape[-1]
@@ -320,7 +323,7 @@ def test_pair_sings_a_midi_to_the_score_length_and_packs_reproducibly(rendered, 
     assert "tasks.fs2_task.FS2SingerTask" in card and "tasks.hifigan_task.HiFiGANTask" in card and "updates trained: 3" in card
     # The pack alone (its own vocoder) sings the very same samples, through the shared render path.
     singer = Singer.load(pack, device="cpu")
-    assert type(singer.model) is AcousticVocoderPair and type(singer.model.decoder) is HiFiGANGenerator
+    assert type(singer.model) is AcousticVocoderPair and type(singer.model.vocoder) is HiFiGANGenerator
     sung = render_score(singer, SANCHAEK, tmp_path / "from_pack.wav")
     again, _ = sf.read(tmp_path / "from_pack.wav", dtype="int16")
     np.testing.assert_array_equal(again, samples)
