@@ -23,16 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from config.errors import UserInputError, run_cli  # noqa: E402
 from inference.devices import check_device_name  # noqa: E402
-from inference.visinger import _jobs, add_score_arguments, sing_jobs  # noqa: E402
+from inference.visinger import _jobs, add_model_arguments, add_score_arguments, sing_jobs  # noqa: E402
 from model_io.checkpoint_file import work_dir_for  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--exp_name", help="FS2 singer experiment under --work_dir_root (default checkpoint: best, else latest)")
-    source.add_argument("--ckpt", type=Path, help="an FS2 singer checkpoint file, or a pair pack folder")
-    source.add_argument("--pack", metavar="EXP_NAME", help="write the FS2 experiment and its vocoder as one self-contained folder to --out and exit")
+    add_model_arguments(parser, "FS2 singer", "an FS2 singer checkpoint file, or a pair pack folder")
     vocoder = parser.add_mutually_exclusive_group()
     vocoder.add_argument("--vocoder_exp", help="HiFi-GAN experiment under --work_dir_root (default checkpoint: best, else latest)")
     vocoder.add_argument("--vocoder_ckpt", type=Path, help="a HiFi-GAN checkpoint file or pack folder")

@@ -44,12 +44,17 @@ def add_score_arguments(parser: argparse.ArgumentParser, stochastic: bool) -> No
     parser.add_argument("--plot", action="store_true", help="also write a PNG beside each wav: score piano roll with the predicted F0, and the mel spectrogram")
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, model: str, ckpt_help: str) -> None:
+    """`--exp_name` | `--ckpt` | `--pack` (one of them): where the `model` comes from."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--exp_name", help=f"{model} experiment under --work_dir_root (default checkpoint: best, else latest)")
+    source.add_argument("--ckpt", type=Path, help=ckpt_help)
+    source.add_argument("--pack", metavar="EXP_NAME", help=f"write the {model} experiment as a self-contained folder to --out and exit")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--exp_name", help="experiment under --work_dir_root (default checkpoint: best, else latest)")
-    source.add_argument("--ckpt", type=Path, help="a checkpoint file or a packed model folder")
-    source.add_argument("--pack", metavar="EXP_NAME", help="write the experiment as a self-contained folder to --out and exit")
+    add_model_arguments(parser, "VISinger", "a checkpoint file or a packed model folder")
     add_score_arguments(parser, stochastic=True)
     return parser
 

@@ -254,3 +254,49 @@ def test_both_families_implement_the_singer_contract(tiny_experiment, tiny_pair)
         out = model.sing(score, None, 0.0)
         assert out.wav.shape == (1, 1, 18 * 160) and out.f0_hz.shape == (1, 18)
         assert torch.equal(model.sing(score, None, 0.0).wav, out.wav)  # noise scale 0: no sampling left
+
+
+# ---- CLI consistency --------------------------------------------------------------------------------
+
+
+def test_the_singing_cli_finds_experiments_under_svs_checkpoints_root(tiny_experiment, tmp_path, monkeypatch):
+    from config.errors import run_cli as run_main
+    from inference.visinger import main
+
+    monkeypatch.setenv("SVS_CHECKPOINTS_ROOT", str(tiny_experiment.work_dir_root))
+    wav = tmp_path / "song.wav"
+    monkeypatch.setattr(sys, "argv", ["visinger.py", "--exp_name", "tiny", "--midi", str(SANCHAEK), "--out", str(wav), "--device", "cpu"])
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main)
+    assert exit_info.value.code == 0 and wav.is_file()
+
+
+def test_one_device_syntax_everywhere():
+    from inference.devices import check_device_name, resolve_device
+    from tasks.trainer_config import TrainerConfig
+
+    for name in ("auto", "cpu", "cuda", "cuda:1"):
+        assert check_device_name(name) == name
+        assert TrainerConfig(max_updates=1, device=name).device == name
+    for name in ("gpu", "cuda:", "cpu:0", "CUDA"):
+        with pytest.raises(UserInputError, match="use auto, cpu, cuda or cuda:N"):
+            check_device_name(name)
+        with pytest.raises(ValueError, match="auto, cpu, cuda or cuda:N"):
+            TrainerConfig(max_updates=1, device=name)
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(UserInputError, match="no CUDA device is available here"):
+            resolve_device("cuda:0")
+
+
+def test_the_deterministic_pair_cli_has_no_sampling_flags(capsys):
+    from inference.baseline import build_parser as pair_parser
+    from inference.visinger import build_parser as visinger_parser
+
+    common = ["--exp_name", "x", "--out", "x.wav"]
+    assert visinger_parser().parse_args([*common, "--noise_scale", "0.5", "--seed", "3"]).noise_scale == 0.5
+    for flag in ("--noise_scale", "--seed"):
+        with pytest.raises(SystemExit):
+            pair_parser().parse_args([*common, flag, "1"])
+        assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
