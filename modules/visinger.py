@@ -303,7 +303,6 @@ class VISingerGenerator(nn.Module):
             phoneme_logits=phoneme_logits,
         )
 
-    @torch.no_grad()
     # ---- the singer contract (modules.score_inputs.SingingModel) ----------------------------------------
     @property
     def n_speakers(self) -> int:
@@ -319,6 +318,7 @@ class VISingerGenerator(nn.Module):
         out = self.infer(*score, speaker_id=speaker_id, noise_scale=noise_scale)
         return SingingOutput(out.wav, out.f0_pred)
 
+    @torch.no_grad()
     def infer(
         self,
         phone_ids: torch.Tensor,
