@@ -26,7 +26,8 @@ from model_io.description import ACOUSTIC, SINGER, VOCODER, ModelDescription
 from model_io.loader import combine_pair, load_saved
 from model_io.saved import SavedModels
 from preprocessor.audio import AudioSettings
-from preprocessor.scores.midi_reader import pitch_range_warnings, read_score
+from preprocessor.scores.midi_reader import Score, pitch_range_warnings, read_score
+from preprocessor.text.korean import KoreanFrontend
 
 DEFAULT_NOISE_SCALE = 0.667  # the prior's sampling temperature (VITS's value; 0 = the prior mean)
 
@@ -45,23 +46,27 @@ class SungScore:
 class Singer:
     """A trained model that sings scores. Build it with `Singer.load`."""
 
-    def __init__(self, model: nn.Module, saved: SavedModels, device: torch.device) -> None:
+    def __init__(self, model: nn.Module, saved: SavedModels, device: torch.device, frontend: KoreanFrontend | None = None) -> None:
         self.model = model.eval().to(device)
         self.saved = saved
         self.device = device
+        self.frontend = frontend  # None: made at the first song (its g2pk load costs seconds)
         self._synthesizers: dict[float, SingingSynthesizer] = {}
 
     @classmethod
-    def load(cls, source: Path | str, vocoder: Path | str | None = None, device: str = DEFAULT_DEVICE) -> Singer:
+    def load(
+        cls, source: Path | str, vocoder: Path | str | None = None, device: str = DEFAULT_DEVICE, frontend: KoreanFrontend | None = None
+    ) -> Singer:
         """`source`: an experiment folder (its best checkpoint, else the latest), a checkpoint file or a pack
         folder, of any model family; `vocoder`: the same for the vocoder of an acoustic model (a pair pack
-        carries its own); `device`: auto, cpu, cuda or cuda:N."""
+        carries its own); `device`: auto, cpu, cuda or cuda:N; `frontend`: a text frontend to share between
+        several singers."""
         saved = load_saved(source)
         description = saved.description
         if description.names_with_role(SINGER):
             if vocoder is not None:
                 raise UserInputError(f"{saved.source}: sings by itself (a {SINGER} model); drop the vocoder")
-            return cls(saved.build(saved.only(SINGER, "singer")), saved, resolve_device(device))
+            return cls(saved.build(saved.only(SINGER, "singer")), saved, resolve_device(device), frontend)
         if not description.names_with_role(ACOUSTIC):
             held = ", ".join(f"{name} ({spec.role})" for name, spec in description.models.items())
             raise UserInputError(f"{saved.source}: holds nothing that sings from a score ({held}); pass a VISinger or an acoustic model")
@@ -72,7 +77,7 @@ class Singer:
         from inference.pair import AcousticVocoderPair
 
         pair = AcousticVocoderPair(saved.build(saved.only(ACOUSTIC, "acoustic model")), saved.build(saved.only(VOCODER, "vocoder")))
-        return cls(pair, saved, resolve_device(device))
+        return cls(pair, saved, resolve_device(device), frontend)
 
     @property
     def description(self) -> ModelDescription:
@@ -98,11 +103,10 @@ class Singer:
     def synthesizer(self, noise_scale: float = DEFAULT_NOISE_SCALE) -> SingingSynthesizer:
         """The phrase-by-phrase synthesizer of this model (one per noise scale; the text frontend is shared)."""
         if noise_scale not in self._synthesizers:
-            frontend = next(iter(self._synthesizers.values())).frontend if self._synthesizers else None
             a = self.audio
-            self._synthesizers[noise_scale] = SingingSynthesizer(
-                self.model, a.sample_rate, a.hop_size, device=self.device, noise_scale=noise_scale, frontend=frontend
-            )
+            synthesizer = SingingSynthesizer(self.model, a.sample_rate, a.hop_size, device=self.device, noise_scale=noise_scale, frontend=self.frontend)
+            self.frontend = synthesizer.frontend
+            self._synthesizers[noise_scale] = synthesizer
         return self._synthesizers[noise_scale]
 
     def sing(
@@ -116,12 +120,15 @@ class Singer:
         seed: int | None = 0,
         track: int | None = None,
         monophonic: str = "strict",
+        score: Score | None = None,
     ) -> SungScore:
         """Sing the score at `score_path` (a MIDI file; `lyrics`: a Hangul text for a MIDI without lyric events),
         transposed by `key_shift` semitones, as speaker `speaker`. The same inputs give the same audio
-        (`seed` fixes the prior's sample; the pair is deterministic)."""
+        (`seed` fixes the prior's sample; the pair is deterministic). `score`: the score of `score_path`
+        already read (e.g. with edited lyrics), sung instead of reading the file."""
         score_path = Path(score_path)
-        score = read_score(score_path, lyrics_path=Path(lyrics) if lyrics is not None else None, track=track, monophonic=monophonic)
+        if score is None:
+            score = read_score(score_path, lyrics_path=Path(lyrics) if lyrics is not None else None, track=track, monophonic=monophonic)
         warnings = list(score.warnings)
         if self.pitch_range is not None:
             low, high = self.pitch_range

@@ -1,10 +1,11 @@
-"""One score file to one wav (and optionally a PNG): the shared path of the CLIs, the tests and the demo."""
+"""One score file to one wav (and optionally a PNG): the shared path of the CLIs, the web page, the tests and the demo."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from inference.api import DEFAULT_NOISE_SCALE, Singer, SungScore
 from preprocessor.atomic_io import atomic_path, write_wav_atomic
+from preprocessor.scores.midi_reader import Score
 
 
 def render_score(
@@ -19,9 +20,13 @@ def render_score(
     noise_scale: float = DEFAULT_NOISE_SCALE,
     plot: bool = False,
     seed: int | None = 0,
+    score: Score | None = None,
 ) -> SungScore:
-    """`singer.sing(midi, ...)`, written to `wav_path` atomically (and a PNG beside it with `plot`)."""
-    sung = singer.sing(midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic)
+    """`singer.sing(midi, ...)`, written to `wav_path` atomically (and a PNG beside it with `plot`).
+
+    score: the score of `midi` already read (the web page's, with edited lyrics), sung instead of reading the file.
+    """
+    sung = singer.sing(midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic, score=score)
     write_wav_atomic(wav_path, sung.wav, sung.sample_rate)
     if plot:
         from inference.plot import singing_figure
