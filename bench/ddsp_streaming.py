@@ -55,7 +55,7 @@ def load_model(args: argparse.Namespace):
 
         return load_ddsp_singer(exp_dir=args.work_dir_root / args.exp_name).model
     from config.loader import load_config
-    from tasks.ddsp_singer_task import build_singer, singer_config_from
+    from inference.timbre_transfer import build_singer, singer_config_from
 
     torch.manual_seed(0)
     return build_singer(singer_config_from(load_config(args.config), 1)).eval()

@@ -91,6 +91,38 @@ class LoadedDDSPSinger:
     source: Path
 
 
+# ---- the model's arguments from a config (shared with tasks/ddsp_singer_task.py) ----------------------
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """`model:` — the estimator's size and the synthesiser's chain (`sample_rate`, `hop_size`, `n_speakers` are derived)."""
+
+    synth: tuple[dict[str, Any], ...]
+    hidden_size: int = 256
+    mlp_layers: int = 2
+    gru_layers: int = 1
+    speaker_channels: int = 16
+
+
+def singer_config_from(cfg: dict[str, Any], n_speakers: int) -> DDSPSingerConfig:
+    """The model's constructor arguments from `model:` and `audio:`."""
+    audio = config_section(cfg, AudioSettings, "audio")
+    model = config_section(cfg, ModelSettings, "model")
+    return DDSPSingerConfig(
+        sample_rate=audio.sample_rate, hop_size=audio.hop_size, synth=model.synth, hidden_size=model.hidden_size,
+        mlp_layers=model.mlp_layers, gru_layers=model.gru_layers, n_speakers=n_speakers, speaker_channels=model.speaker_channels,
+    )  # fmt: skip
+
+
+def build_singer(config: DDSPSingerConfig, where: str = "config 'model.synth'") -> DDSPSinger:
+    """A fresh `DDSPSinger`; a chain that does not build is one line naming `where`."""
+    try:
+        return DDSPSinger.from_config(config)
+    except (ValueError, TypeError) as error:
+        raise UserInputError(f"{where}: {' '.join(str(error).split())}") from None
+
+
 # ---- loading and packing ---------------------------------------------------------------------------
 
 
@@ -100,13 +132,16 @@ def _n_speakers(state: dict[str, torch.Tensor]) -> int:
 
 
 def _build(arguments: dict[str, Any], state: dict[str, torch.Tensor], source: Path) -> DDSPSinger:
-    from inference.model_loading import load_checked_state
+    from model_io.checkpoint_file import first_state_mismatch
 
     try:
         model = DDSPSinger.from_config(DDSPSingerConfig(**arguments))
     except (TypeError, ValueError) as error:
         raise UserInputError(f"{source}: the saved arguments do not build a DDSP singer ({error}); use the code version it was trained with") from None
-    load_checked_state(model, state, source)
+    mismatch = first_state_mismatch(model.state_dict(), dict(state))
+    if mismatch:
+        raise UserInputError(f"{source}: not this model's weights: {mismatch}")
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -121,8 +156,7 @@ def _settings(config: dict[str, Any], source: Path) -> tuple[AudioSettings, int]
 
 def load_ddsp_singer(exp_dir: Path | None = None, ckpt: Path | None = None) -> LoadedDDSPSinger:
     """From `ckpt` (a runner checkpoint file or a pack folder), else experiment `exp_dir` (best, else latest checkpoint)."""
-    from inference.model_loading import default_checkpoint
-    from tasks.checkpoint import load_checkpoint
+    from model_io.checkpoint_file import default_checkpoint, load_checkpoint
 
     path = ckpt if ckpt is not None else exp_dir
     if path is None:
@@ -136,8 +170,6 @@ def load_ddsp_singer(exp_dir: Path | None = None, ckpt: Path | None = None) -> L
     state = load_checkpoint(path)
     if state.get("task_cls") != DDSP_TASK or "generator" not in state.get("models", {}) or not isinstance(state.get("config"), dict):
         raise UserInputError(f"{path}: a checkpoint of {state.get('task_cls')!r}, not of the DDSP singer ({DDSP_TASK}); pass a DDSP singer experiment")
-    from tasks.ddsp_singer_task import singer_config_from
-
     config = state["config"]
     weights = state["models"]["generator"]
     try:
@@ -168,7 +200,7 @@ def _is_pack(folder: Path) -> bool:
 
 def pack_ddsp_singer(singer: LoadedDDSPSinger, out_dir: Path) -> Path:
     """A self-contained folder (weights, constructor arguments, statistics in the buffers, config), written atomically."""
-    from inference.model_loading import write_folder_atomically
+    from preprocessor.atomic_io import write_folder_atomically
 
     def write(partial: Path) -> None:
         payload = {
@@ -179,7 +211,7 @@ def pack_ddsp_singer(singer: LoadedDDSPSinger, out_dir: Path) -> Path:
             torch.save(payload, tmp)
         save_config(singer.config, partial / "config.yaml")
 
-    return write_folder_atomically(out_dir, write, _is_pack)
+    return write_folder_atomically(out_dir, write, _is_pack, "a DDSP singer pack")
 
 
 # ---- analysis and controls ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--exp_name", help="experiment under --work_dir_root (best checkpoint, else latest)")
     source.add_argument("--ckpt", type=Path, help="a checkpoint file or a packed model folder")
     source.add_argument("--pack", metavar="EXP_NAME", help="write the experiment as a self-contained folder to --out and exit")
-    parser.add_argument("--work_dir_root", type=Path, default=Path("checkpoints"), help="where experiments live (default: checkpoints)")
+    parser.add_argument("--work_dir_root", type=Path, default=None, help="where experiments live (default: $SVS_CHECKPOINTS_ROOT, else ./checkpoints)")
     parser.add_argument("--wav", type=Path, help="the recording to transfer")
     parser.add_argument("--out", type=Path, help="output .wav (a folder for --pack)")
     parser.add_argument("--autotune", type=float, default=0.0, help="0 = pitch untouched .. 1 = snapped to the nearest semitone (or --score's notes)")
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> int:
     args = build_parser().parse_args()
     from inference.timbre_transfer import DDSPVoice, TransferControls
+    from model_io.checkpoint_file import work_dir_for
     from preprocessor.atomic_io import write_wav_atomic
 
     if args.block_frames < 1:
@@ -56,13 +57,13 @@ def main() -> int:
     if args.pack:
         if args.out is None:
             raise UserInputError("--pack: pass --out DIR, the folder to write")
-        voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.pack)
+        voice = DDSPVoice.load(exp_dir=work_dir_for(args.pack, args.work_dir_root))
         print(f"packed {voice.loaded.source} -> {voice.pack(args.out)}")
         return 0
     if args.exp_name is None and args.ckpt is None:
         raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH")
     if args.export_torchscript is not None:
-        voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
+        voice = DDSPVoice.load(exp_dir=work_dir_for(args.exp_name, args.work_dir_root) if args.exp_name else None, ckpt=args.ckpt)
         path = voice.export_torchscript(args.export_torchscript, args.block_frames, args.speaker)
         hop_ms = 1000.0 * voice.audio.hop_size / voice.sample_rate
         print(f"{path}  (blocks of {args.block_frames} frames = {args.block_frames * hop_ms:g} ms; output {hop_ms:g} ms behind the input)")
@@ -79,7 +80,7 @@ def main() -> int:
         autotune=args.autotune, score=args.score, octave_shift=args.octave_shift, loudness_db=args.loudness_db,
         loudness_stats=args.loudness_stats, mask_threshold=args.mask_threshold, attenuation=args.attenuation, speaker=args.speaker,
     )  # fmt: skip
-    voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
+    voice = DDSPVoice.load(exp_dir=work_dir_for(args.exp_name, args.work_dir_root) if args.exp_name else None, ckpt=args.ckpt)
     started = time.perf_counter()
     result = voice.transfer_file(args.wav, controls, block_frames=args.block_frames if args.stream else None)
     elapsed = time.perf_counter() - started

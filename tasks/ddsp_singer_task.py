@@ -27,7 +27,7 @@ from torch import nn
 
 from config.errors import UserInputError
 from config.loader import config_section
-from modules.ddsp_singer import DDSPSinger, DDSPSingerConfig
+from inference.timbre_transfer import ModelSettings, build_singer, singer_config_from  # noqa: F401  (the model's arguments)
 from modules.masks import length_mask
 from modules.spectral_loss import MultiResolutionSpectralLoss
 from preprocessor.audio import AudioSettings, SpectrogramExtractor
@@ -38,17 +38,6 @@ from tasks.hifigan_task import ValidationSettings  # the same two keys: pieces l
 
 
 @dataclass(frozen=True)
-class ModelSettings:
-    """`model:` — the estimator's size and the synthesiser's chain (`sample_rate`, `hop_size`, `n_speakers` are derived)."""
-
-    synth: tuple[dict[str, Any], ...]
-    hidden_size: int = 256
-    mlp_layers: int = 2
-    gru_layers: int = 1
-    speaker_channels: int = 16
-
-
-@dataclass(frozen=True)
 class SpectralLossSettings:
     """`loss:` — the multi-resolution spectral loss (DDSP's defaults)."""
 
@@ -56,24 +45,6 @@ class SpectralLossSettings:
     overlap: float = 0.75
     magnitude_weight: float = 1.0
     log_magnitude_weight: float = 1.0
-
-
-def singer_config_from(cfg: dict[str, Any], n_speakers: int) -> DDSPSingerConfig:
-    """The model's constructor arguments from `model:` and `audio:` (a chain that does not build is a config error)."""
-    audio = config_section(cfg, AudioSettings, "audio")
-    model = config_section(cfg, ModelSettings, "model")
-    config = DDSPSingerConfig(
-        sample_rate=audio.sample_rate, hop_size=audio.hop_size, synth=model.synth, hidden_size=model.hidden_size,
-        mlp_layers=model.mlp_layers, gru_layers=model.gru_layers, n_speakers=n_speakers, speaker_channels=model.speaker_channels,
-    )  # fmt: skip
-    return config
-
-
-def build_singer(config: DDSPSingerConfig, where: str = "config 'model.synth'") -> DDSPSinger:
-    try:
-        return DDSPSinger.from_config(config)
-    except (ValueError, TypeError) as error:
-        raise UserInputError(f"{where}: {' '.join(str(error).split())}") from None
 
 
 class DDSPSingerTask(BaseTask):
