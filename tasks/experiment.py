@@ -26,11 +26,12 @@ from typing import Any
 import yaml
 
 from config.errors import UserInputError
-from config.loader import apply_overrides, load_config, parse_overrides, save_config
+from config.loader import apply_overrides, check_sections, load_config, parse_overrides, save_config
+from preprocessor.settings import DATA_SECTIONS, check_data_sections
 from tasks.base_task import BaseTask
 from tasks.checkpoint import latest_checkpoint, remove_stale_temporaries
 from tasks.class_path import import_class
-from tasks.trainer_config import RunnerConfig, fill_runner_defaults, parse_runner_config
+from tasks.trainer_config import RUNNER_SECTIONS, RunnerConfig, fill_runner_defaults, parse_runner_config
 
 CONFIG_NAME = "config.yaml"
 ROOT_ENV = "SVS_CHECKPOINTS_ROOT"
@@ -114,6 +115,9 @@ def build_task(config: dict[str, Any], source: str) -> tuple[RunnerConfig, BaseT
     cls = import_class(runner.task_cls, f"{source}: task_cls", "tasks.visinger_task.VISingerTask")
     if not issubclass(cls, BaseTask):
         raise UserInputError(f"{source}: task_cls {runner.task_cls} is not a tasks.base_task.BaseTask subclass")
+    if cls.config_sections is not None:
+        check_sections(config, (*RUNNER_SECTIONS, *DATA_SECTIONS, *cls.config_sections), f"{source} (task {cls.__name__})")
+        check_data_sections(config)  # a task reads only dataset.binary_dir, but a typo under dataset: is still a typo
     return runner, cls(config)
 
 

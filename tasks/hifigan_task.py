@@ -124,6 +124,7 @@ def vocoder_config_from(cfg: dict[str, Any]) -> HiFiGANVocoderConfig:
 
 class HiFiGANTask(BaseTask):
     optimizer_names = ("discriminator", "generator")
+    config_sections = ("model", "discriminator", "loss_weights", "training", "validation")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)

@@ -118,6 +118,7 @@ def generator_config_from(cfg: dict[str, Any]) -> VISingerGeneratorConfig:
 
 class VISingerTask(BaseTask):
     optimizer_names = ("discriminator", "generator")
+    config_sections = ("model", "discriminator", "loss_weights", "validation")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
