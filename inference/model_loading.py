@@ -22,6 +22,7 @@ from config.errors import UserInputError
 from config.loader import config_section, load_config, save_config
 from modules.visinger import VISingerGenerator, VISingerGeneratorConfig
 from preprocessor.atomic_io import atomic_path, write_text_atomic
+from preprocessor.binary_dataset import read_f0_stats
 from preprocessor.audio import AudioSettings
 from preprocessor.text.phone_set import PHONE_SET, read_phone_set, write_phone_set
 from tasks.checkpoint import BEST_NAME, first_state_mismatch, latest_checkpoint, load_checkpoint
@@ -92,7 +93,7 @@ def dataset_stats(config: dict[str, Any]) -> dict[str, Any]:
     binary_dir = config.get("dataset", {}).get("binary_dir")
     path = Path(binary_dir) / "f0_stats.json" if binary_dir else None
     if path is not None and path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_f0_stats(path)
     return {}
 
 
@@ -130,7 +131,7 @@ def load_from_pack(pack_dir: Path) -> LoadedSinger:
     config = load_config(pack_dir / "config.yaml")
     generator = _build_generator(packed["generator_args"], packed["generator"], weights)
     stats_path = pack_dir / "stats.json"
-    stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
+    stats = read_f0_stats(stats_path, may_be_empty=True) if stats_path.is_file() else {}
     return LoadedSinger(generator, config_section(config, AudioSettings, "audio"), config, pack_dir, stats)
 
 

@@ -79,19 +79,20 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def publish_best(source: Path, work_dir: Path) -> Path:
-    """Make `model_best.pt` a copy of `source` atomically (a hard link when the filesystem allows it)."""
+    """Make `model_best.pt` an independent copy of `source`, atomically (copy to a temporary, fsync, rename).
+
+    Never a hard link: with a shared inode, damage to one file (a truncation, an edit) would be damage
+    to both, and the fallback to the best model would be gone with the step checkpoint.
+    """
     target = work_dir / BEST_NAME
     fd, tmp_name = tempfile.mkstemp(prefix=f".{BEST_NAME}.", suffix=".tmp", dir=work_dir)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, _default_file_mode())
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -141,6 +142,42 @@ def _short_reason(error: Exception) -> str:
     return f"{type(error).__name__}: {picked[:160]}"
 
 
+class UnreadableCheckpointError(UserInputError):
+    """The file is not a loadable torch file at all (truncated, emptied, overwritten)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: cannot be read as a checkpoint ({reason}); delete it to fall back to the previous one, or use --reset")
+        self.reason = reason
+
+
+def load_resumable_checkpoint(work_dir: Path, newest: Path) -> tuple[Path, dict[str, Any], list[str]]:
+    """The newest step checkpoint that loads, from `newest` back: (path, state, one line per skipped file).
+
+    A newest checkpoint that cannot be read (a disk that filled up, a copy cut short) falls back to the
+    previous one instead of ending the run; the caller reports the skipped files. A checkpoint that reads
+    but does not fit (another format version, another task) is still an error: older ones would not fit
+    either. The skipped file is left in place: the next checkpoint at its step replaces it atomically.
+    """
+    candidates = [path for _, path in reversed(list_checkpoints(work_dir))]
+    if newest in candidates:
+        candidates = candidates[candidates.index(newest):]
+    else:
+        candidates.insert(0, newest)
+    skipped: list[str] = []
+    for number, path in enumerate(candidates):
+        try:
+            return path, load_checkpoint(path), skipped
+        except UnreadableCheckpointError as error:
+            if number == len(candidates) - 1:
+                if skipped:
+                    raise UserInputError(
+                        f"{work_dir}: no step checkpoint loads ({len(skipped) + 1} tried, the oldest: {error}); use --reset to start over"
+                    ) from None
+                raise
+            skipped.append(f"{path.name} does not load ({error.reason})")
+    raise AssertionError("unreachable")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a runner checkpoint on the CPU with `weights_only=True`; unreadable or foreign files are user errors."""
     if not path.is_file():
@@ -149,9 +186,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated zip, a pickle with code in it, not a torch file at all
         reason = _short_reason(error)
-        raise UserInputError(
-            f"{path}: cannot be read as a checkpoint ({reason}); delete it to fall back to the previous one, or use --reset"
-        ) from None
+        raise UnreadableCheckpointError(path, reason) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserInputError(f"{path}: not a checkpoint written by tasks/runs/run.py (no '{CHECKPOINT_FORMAT}' tag)")
     if state.get("format_version") != CHECKPOINT_FORMAT_VERSION:

@@ -41,6 +41,7 @@ from tasks.checkpoint import (
     flat_model_states,
     load_checkpoint,
     prune_checkpoints,
+    load_resumable_checkpoint,
     publish_best,
 )
 from tasks.class_path import class_path
@@ -461,7 +462,9 @@ class Trainer:
         self._build_train_data()
         self._build_valid_data()
         if resume_from is not None:
-            state = load_checkpoint(resume_from)
+            resume_from, state, skipped = load_resumable_checkpoint(self.work_dir, resume_from)
+            for line in skipped:
+                self.log.warning("warning: %s/%s; resuming from the previous checkpoint", self.work_dir, line)
             self._load_model_states(state, resume_from)
             self._load_training_state(state, resume_from)
             self.log.info("resumed from %s: step %d, epoch %d (batch %d)", resume_from.name, self.global_step, self.epoch, self.batch_in_epoch)
