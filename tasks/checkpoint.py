@@ -171,7 +171,8 @@ def load_resumable_checkpoint(work_dir: Path, newest: Path) -> tuple[Path, dict[
             if number == len(candidates) - 1:
                 if skipped:
                     raise UserInputError(
-                        f"{work_dir}: no step checkpoint loads ({len(skipped) + 1} tried, the oldest: {error}); use --reset to start over"
+                        f"{work_dir}: no step checkpoint loads ({len(skipped) + 1} tried; the oldest, {path.name}: {error.reason}); "
+                        "use --reset to start over"
                     ) from None
                 raise
             skipped.append(f"{path.name} does not load ({error.reason})")

@@ -29,7 +29,7 @@ from config.errors import UserInputError
 from config.loader import apply_overrides, check_sections, load_config, parse_overrides, save_config
 from preprocessor.settings import DATA_SECTIONS, check_data_sections
 from tasks.base_task import BaseTask
-from tasks.checkpoint import latest_checkpoint, remove_stale_temporaries
+from tasks.checkpoint import latest_checkpoint, load_resumable_checkpoint, remove_stale_temporaries
 from tasks.class_path import import_class
 from tasks.trainer_config import RUNNER_SECTIONS, RunnerConfig, fill_runner_defaults, parse_runner_config
 
@@ -67,11 +67,12 @@ class ExperimentPlan:
     config: dict[str, Any]
     runner: RunnerConfig
     task: BaseTask
-    resume_from: Path | None  # the newest checkpoint when resuming / evaluating
+    resume_from: Path | None  # the newest (loadable, when training) checkpoint when resuming / evaluating
     reset: bool = False
     save: bool = False  # write config.yaml (new run, or resumable keys changed)
     messages: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    resume_state: dict[str, Any] | None = None  # `resume_from` already loaded (training), so nothing is written before it is known to load
 
 
 def _read_saved_config(path: Path) -> dict[str, Any]:
@@ -163,8 +164,10 @@ def _plan_resume(work_dir: Path, saved_path: Path, newest: Path, config_path: st
         changed.append(f"{key} {old!r} -> {value!r}")
     config = apply_overrides(saved, overrides, source="--hparams")
     runner, task = build_task(config, str(saved_path))
-    plan = ExperimentPlan(work_dir, config, runner, task, resume_from=newest, save=bool(changed))
-    plan.messages.append(f"resuming {work_dir} from {newest.name} with its saved {CONFIG_NAME}")
+    resume_from, state, skipped = load_resumable_checkpoint(work_dir, newest)
+    plan = ExperimentPlan(work_dir, config, runner, task, resume_from=resume_from, save=bool(changed), resume_state=state)
+    plan.warnings.extend(f"{work_dir}/{line}; resuming from the previous checkpoint" for line in skipped)
+    plan.messages.append(f"resuming {work_dir} from {resume_from.name} with its saved {CONFIG_NAME}")
     if changed:
         plan.messages.append(f"changed on resume: {', '.join(changed)}")
     if config_path is not None and Path(config_path).resolve() != saved_path.resolve():

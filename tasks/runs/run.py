@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert plan.resume_from is not None
                 trainer.infer_checkpoint(plan.resume_from)
                 return 0
-            return trainer.fit(plan.resume_from)
+            return trainer.fit(plan.resume_from, plan.resume_state)
         except UserInputError as error:
             log.debug("error: %s", error)  # into train.log too; run_cli prints it
             raise
