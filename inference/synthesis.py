@@ -126,7 +126,7 @@ def slice_phone_inputs(inputs: dict[str, torch.Tensor], start: int, end: int) ->
     inside = (ends > start) & (starts < end)
     inside |= (frames == 0) & (starts > start) & (starts < end)  # a zero-frame phoneme inside the window
     index = torch.nonzero(inside).squeeze(1)
-    clipped = torch.minimum(ends[index], torch.tensor(end)) - torch.maximum(starts[index], torch.tensor(start))
+    clipped = ends[index].clamp(max=end) - starts[index].clamp(min=start)
     sliced = {key: value[:, index] for key, value in inputs.items() if key not in ("phone_frames", "phone_lengths")}
     sliced["phone_frames"] = clipped.clamp_min(0).unsqueeze(0)
     sliced["phone_lengths"] = torch.tensor([len(index)], device=frames.device)

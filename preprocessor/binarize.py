@@ -57,13 +57,22 @@ def read_metadata(processed_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserInputError(f"{path}: not found; run preprocessor/runs/base_preprocess.py with the same config first")
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise UserInputError(f"{path}: line {line_number} is not JSON; re-run base_preprocess.py --force") from None
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise UserInputError(f"{path}: line {line} is not UTF-8 text; re-run base_preprocess.py --force") from None
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise UserInputError(f"{path}: line {line_number} is not JSON; re-run base_preprocess.py --force") from None
+            missing = [key for key in ("item_name", "recording", "split", "speaker", "wav", "n_frames", "seconds", "notes") if not isinstance(row, dict) or key not in row]
+            if missing:
+                raise UserInputError(f"{path}: line {line_number} lacks {', '.join(missing)}; re-run base_preprocess.py --force")
+            rows.append(row)
     return rows
 
 

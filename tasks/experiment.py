@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from config.errors import UserInputError
-from config.loader import apply_overrides, check_sections, load_config, parse_overrides, save_config
+from config.loader import apply_overrides, check_sections, load_config, parse_overrides, safe_load_strict, save_config
 from preprocessor.settings import DATA_SECTIONS, check_data_sections
 from tasks.base_task import BaseTask
 from tasks.checkpoint import latest_checkpoint, load_resumable_checkpoint, remove_stale_temporaries
@@ -77,10 +77,10 @@ class ExperimentPlan:
 
 def _read_saved_config(path: Path) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as error:
-        raise UserInputError(f"{path}: cannot read the saved config ({error}); fix it or use --reset") from None
+        data = safe_load_strict(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        reason = " ".join(str(error).split())
+        raise UserInputError(f"{path}: cannot read the saved config ({reason}); fix it or use --reset") from None
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: the saved config is not a mapping; use --reset")
     return data
