@@ -43,7 +43,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         except OSError as error:  # a full disk, a quota: nothing is left under `path`
             if error.filename not in (None, str(tmp), tmp):
                 raise
-            raise UserInputError(f"{path}: cannot write there ({error.strerror}); free some space or choose another output path") from None
+            raise UserInputError(f"{path}: cannot write there ({error.strerror or error}); free some space or choose another output path") from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -347,6 +347,6 @@ def test_a_failed_write_leaves_no_wav_and_no_temporary(tiny_experiment, synthesi
     singer = load_singer(exp_dir=tiny_experiment.exp_dir)
     monkeypatch.setattr(soundfile, "write", broken_write)
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(UserInputError, match=r"song\.wav: cannot write there \(disk full\); free some space"):
         render_score(singer, SANCHAEK, out / "song.wav", synthesizer=synthesizer)
     assert list(out.iterdir()) == []
