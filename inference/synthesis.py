@@ -31,7 +31,7 @@ import torch
 
 from config.errors import UserInputError
 from modules.score_encoder import N_MIDI_PITCHES
-from modules.visinger import VISingerGenerator
+from modules.score_inputs import ScoreInputs, SingingModel
 from preprocessor.score import REST, Note, validate_notes
 from preprocessor.text.frame_rule import note_frame_counts, phoneme_score
 from preprocessor.text.korean import KoreanFrontend, NotePhonemes
@@ -116,21 +116,25 @@ def cut_pieces(total_frames: int, max_core_frames: int, overlap_frames: int) -> 
     ]
 
 
-def slice_phone_inputs(inputs: dict[str, torch.Tensor], start: int, end: int) -> dict[str, torch.Tensor]:
+def slice_phone_inputs(inputs: ScoreInputs, start: int, end: int) -> ScoreInputs:
     """The `[1, P]` phoneme-level score restricted to frames ``start..end``: phonemes outside are
     dropped, the two at the edges keep only their frames inside (their note's pitch, duration and
     slur are unchanged, so a cut inside a note continues that note)."""
-    frames = inputs["phone_frames"][0]
+    frames = inputs.phone_frames[0]
     ends = torch.cumsum(frames, 0)
     starts = ends - frames
     inside = (ends > start) & (starts < end)
     inside |= (frames == 0) & (starts > start) & (starts < end)  # a zero-frame phoneme inside the window
     index = torch.nonzero(inside).squeeze(1)
     clipped = ends[index].clamp(max=end) - starts[index].clamp(min=start)
-    sliced = {key: value[:, index] for key, value in inputs.items() if key not in ("phone_frames", "phone_lengths")}
-    sliced["phone_frames"] = clipped.clamp_min(0).unsqueeze(0)
-    sliced["phone_lengths"] = torch.tensor([len(index)], device=frames.device)
-    return sliced
+    return ScoreInputs(
+        phone_ids=inputs.phone_ids[:, index],
+        note_pitch=inputs.note_pitch[:, index],
+        note_dur=inputs.note_dur[:, index],
+        slur=inputs.slur[:, index],
+        phone_frames=clipped.clamp_min(0).unsqueeze(0),
+        phone_lengths=torch.tensor([len(index)], device=frames.device),
+    )
 
 
 def _check_pitches(notes: Sequence[Note], key_shift: int, source: str) -> None:
@@ -171,10 +175,10 @@ def with_rest_context(
 
 
 class SingingSynthesizer:
-    """A generator plus the shared frontend: `synthesize(notes)` -> `SynthesisResult`.
+    """A singer plus the shared frontend: `synthesize(notes)` -> `SynthesisResult`.
 
     Args:
-        generator: a trained `VISingerGenerator` (put in eval mode here).
+        generator: a trained `SingingModel` (VISinger's generator, the pair, ...; put in eval mode here).
         sample_rate, hop_size: the audio settings it was trained with.
         noise_scale: the prior's sampling temperature (0.667 as VITS; 0 = the prior mean).
         min_rest_seconds: rests at least this long separate independently rendered phrases.
@@ -192,7 +196,7 @@ class SingingSynthesizer:
 
     def __init__(
         self,
-        generator: VISingerGenerator,
+        generator: SingingModel,
         sample_rate: int,
         hop_size: int,
         device: torch.device | str = "cpu",
@@ -220,21 +224,21 @@ class SingingSynthesizer:
 
     def _phrase_tensors(
         self, phonemized: Sequence[NotePhonemes], notes: Sequence[Note], note_frames: Sequence[int]
-    ) -> dict[str, torch.Tensor]:
+    ) -> ScoreInputs:
         """`[1, P]` score tensors of one phrase."""
         score = phoneme_score(notes, phonemized, note_frames)
 
         def row(values, dtype):
             return torch.tensor([values], dtype=dtype, device=self.device)
 
-        return {
-            "phone_ids": row(score.phone_ids, torch.long),
-            "note_pitch": row(score.note_pitch, torch.long),
-            "note_dur": row(score.note_dur, torch.float32),
-            "slur": row(score.slur, torch.long),
-            "phone_frames": row(score.phone_frames, torch.long),
-            "phone_lengths": row(len(score.phone_ids), torch.long).view(1),
-        }
+        return ScoreInputs(
+            phone_ids=row(score.phone_ids, torch.long),
+            note_pitch=row(score.note_pitch, torch.long),
+            note_dur=row(score.note_dur, torch.float32),
+            slur=row(score.slur, torch.long),
+            phone_frames=row(score.phone_frames, torch.long),
+            phone_lengths=row(len(score.phone_ids), torch.long).view(1),
+        )
 
     @torch.no_grad()
     def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: int = 0, seed: int | None = 0) -> SynthesisResult:
@@ -296,15 +300,15 @@ class SingingSynthesizer:
 
     def _check_speaker(self, speaker_id: int) -> None:
         """A bad id would index past the speaker table (or be silently ignored by a one-speaker model)."""
-        n_speakers = self.generator.config.n_speakers
+        n_speakers = self.generator.n_speakers
         if not 0 <= speaker_id < n_speakers:
             raise UserInputError(
                 f"--speaker {speaker_id}: this model has {n_speakers} speaker(s); pass --speaker between 0 and {n_speakers - 1}"
             )
 
-    def _render_phrase(self, generator: VISingerGenerator, inputs: dict[str, torch.Tensor], speaker: torch.Tensor, timings: dict[str, float]) -> dict[str, np.ndarray]:
+    def _render_phrase(self, generator: SingingModel, inputs: ScoreInputs, speaker: torch.Tensor, timings: dict[str, float]) -> dict[str, np.ndarray]:
         """One phrase: in one go when it fits in `max_piece_frames`, else piece by piece, cross-faded."""
-        total = int(inputs["phone_frames"].sum())
+        total = int(inputs.phone_frames.sum())
         pieces = cut_pieces(total, self.max_piece_frames, self.piece_overlap_frames)
         if len(pieces) == 1:
             return self._render(generator, inputs, speaker, timings)
@@ -329,17 +333,18 @@ class SingingSynthesizer:
         timings["_decoder_last"] = decoder_seconds
         return {"wav": wav, "f0": f0}
 
-    def _render(self, generator: VISingerGenerator, inputs: dict[str, torch.Tensor], speaker: torch.Tensor, timings: dict[str, float]) -> dict[str, np.ndarray]:
-        """One phrase through the generator; forward hooks time the decoder apart from the acoustic part."""
+    def _render(self, generator: SingingModel, inputs: ScoreInputs, speaker: torch.Tensor, timings: dict[str, float]) -> dict[str, np.ndarray]:
+        """One phrase through the model; forward hooks time its waveform stage apart from the rest."""
         marks: list[float] = []
-        before = generator.decoder.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
-        after = generator.decoder.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
+        stage = generator.waveform_stage
+        before = stage.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
+        after = stage.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
         try:
-            out = generator.infer(**inputs, speaker_id=speaker, noise_scale=self.noise_scale)
+            out = generator.sing(inputs, speaker, self.noise_scale)
         finally:
             before.remove()
             after.remove()
         decoder_seconds = marks[1] - marks[0] if len(marks) == 2 else 0.0
         timings["decoder"] += decoder_seconds
         timings["_decoder_last"] = decoder_seconds
-        return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_pred[0].float().cpu().numpy()}
+        return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_hz[0].float().cpu().numpy()}

@@ -19,9 +19,10 @@ import torch
 
 from config.errors import UserInputError
 from inference.render import render_score
-from inference.model_loading import load_singer
+from inference.api import Singer
 from preprocessor.scores.midi_reader import read_score
 from inference.synthesis import SingingSynthesizer, cut_phrases, cut_pieces, slice_phone_inputs
+from modules.score_inputs import ScoreInputs
 from preprocessor.score import REST, Note
 from preprocessor.text.frame_rule import assign_phoneme_frames, note_frame_counts
 from preprocessor.text.korean import NotePhonemes
@@ -210,21 +211,21 @@ def test_cut_pieces_tile_the_phrase_with_bounded_windows(total, max_core, overla
 
 
 def test_slice_phone_inputs_keeps_notes_and_clips_the_edge_phonemes():
-    inputs = {
-        "phone_ids": torch.tensor([[5, 6, 7, 8]]),
-        "note_pitch": torch.tensor([[60, 60, 62, 0]]),
-        "note_dur": torch.tensor([[13.0, 13.0, 40.0, 7.0]]),
-        "slur": torch.tensor([[0, 0, 1, 0]]),
-        "phone_frames": torch.tensor([[3, 10, 40, 7]]),  # frames 0-3, 3-13, 13-53, 53-60
-        "phone_lengths": torch.tensor([4]),
-    }
+    inputs = ScoreInputs(
+        phone_ids=torch.tensor([[5, 6, 7, 8]]),
+        note_pitch=torch.tensor([[60, 60, 62, 0]]),
+        note_dur=torch.tensor([[13.0, 13.0, 40.0, 7.0]]),
+        slur=torch.tensor([[0, 0, 1, 0]]),
+        phone_frames=torch.tensor([[3, 10, 40, 7]]),  # frames 0-3, 3-13, 13-53, 53-60
+        phone_lengths=torch.tensor([4]),
+    )
     piece = slice_phone_inputs(inputs, 8, 20)
-    assert piece["phone_ids"].tolist() == [[6, 7]] and piece["phone_frames"].tolist() == [[5, 7]]
-    assert piece["note_dur"].tolist() == [[13.0, 40.0]] and piece["slur"].tolist() == [[0, 1]] and piece["phone_lengths"].tolist() == [2]
+    assert piece.phone_ids.tolist() == [[6, 7]] and piece.phone_frames.tolist() == [[5, 7]]
+    assert piece.note_dur.tolist() == [[13.0, 40.0]] and piece.slur.tolist() == [[0, 1]] and piece.phone_lengths.tolist() == [2]
     inner = slice_phone_inputs(inputs, 20, 30)  # wholly inside the long note: that note alone, no new onset
-    assert inner["phone_ids"].tolist() == [[7]] and inner["phone_frames"].tolist() == [[10]] and inner["note_pitch"].tolist() == [[62]]
+    assert inner.phone_ids.tolist() == [[7]] and inner.phone_frames.tolist() == [[10]] and inner.note_pitch.tolist() == [[62]]
     whole = slice_phone_inputs(inputs, 0, 60)
-    assert all(torch.equal(whole[k], inputs[k]) for k in inputs)
+    assert all(torch.equal(a, b) for a, b in zip(whole, inputs))
 
 
 def test_a_long_note_renders_in_pieces_each_the_generator_on_its_window(tiny_experiment, frontend):
@@ -247,13 +248,13 @@ def test_a_long_note_renders_in_pieces_each_the_generator_on_its_window(tiny_exp
 
     score = phoneme_score(notes, phonemized, frames)
     inputs = synthesizer._phrase_tensors(phonemized, notes, frames)
-    assert inputs["phone_frames"].tolist() == [score.phone_frames]
+    assert inputs.phone_frames.tolist() == [score.phone_frames]
     phrase_frames = total + 2 * context
     pieces = cut_pieces(phrase_frames, synthesizer.max_piece_frames, synthesizer.piece_overlap_frames)
     assert len(pieces) == math.ceil(phrase_frames / 150) and all(p.window_end - p.window_start <= 150 + 80 for p in pieces)
     half = synthesizer.piece_overlap_frames // 2
     for piece in pieces:
-        out = synthesizer.generator.infer(**slice_phone_inputs(inputs, piece.window_start, piece.window_end), speaker_id=torch.tensor([0]), noise_scale=0.0)
+        out = synthesizer.generator.infer(**slice_phone_inputs(inputs, piece.window_start, piece.window_end)._asdict(), speaker_id=torch.tensor([0]), noise_scale=0.0)
         wav = out.wav[0, 0].numpy()
         # Between the cross-fades, the song is this piece's render of its window.
         own_start, own_end = max(piece.core_start + half, context), min(piece.core_end - half, total + context)
@@ -344,9 +345,9 @@ def test_a_failed_write_leaves_no_wav_and_no_temporary(tiny_experiment, synthesi
         Path(file).write_bytes(b"RIFF partial")
         raise OSError("disk full")
 
-    singer = load_singer(exp_dir=tiny_experiment.exp_dir)
+    singer = Singer.load(tiny_experiment.exp_dir, device="cpu")
     monkeypatch.setattr(soundfile, "write", broken_write)
     out = tmp_path / "out"
-    with pytest.raises(UserInputError, match=r"song\.wav: cannot write there \(disk full\); free some space"):
-        render_score(singer, SANCHAEK, out / "song.wav", synthesizer=synthesizer)
+    with pytest.raises(OSError, match="disk full"):
+        render_score(singer, SANCHAEK, out / "song.wav")
     assert list(out.iterdir()) == []
