@@ -176,36 +176,45 @@ def _mixed_encoding_midi(folder: Path) -> Path:
 
 
 INFERENCE_FAULTS = {
-    "MIDI lyrics in two encodings": (lambda f: ["--midi", _mixed_encoding_midi(f)], None, ("mixed.mid", "neither UTF-8 nor CP949 throughout", "bar:beat 1:2")),
-    "lyrics file in neither encoding": (
-        lambda f: ["--midi", f / "plain.mid", "--lyrics", f / "bad.txt"], None, ("bad.txt", "neither UTF-8 nor CP949", "byte 3"),
-    ),
-    "F0 statistics truncated": (lambda f: ["--midi", SANCHAEK], '{"log_f0_mean": 5.9, "log_f0_s', ("f0_stats.json", "invalid JSON at line 1", "re-run")),
-    "F0 statistics empty": (lambda f: ["--midi", SANCHAEK], "", ("f0_stats.json", "corrupt", "re-run preprocessor/runs/base_binarize.py")),
-    "F0 statistics a list": (lambda f: ["--midi", SANCHAEK], "[1, 2]", ("f0_stats.json", "a JSON list, not an object", "re-run")),
-    "F0 statistics std 0": (lambda f: ["--midi", SANCHAEK], '{"log_f0_mean": 5.9, "log_f0_std": 0}', ("f0_stats.json", "'log_f0_std' is 0", "re-run")),
-    "F0 statistics NaN mean": (lambda f: ["--midi", SANCHAEK], '{"log_f0_mean": NaN, "log_f0_std": 0.2}', ("f0_stats.json", "'log_f0_mean' is nan", "re-run")),
-    "F0 statistics pitch 300": (
-        lambda f: ["--midi", SANCHAEK], '{"log_f0_mean": 5.9, "log_f0_std": 0.2, "note_pitch_min": 300, "note_pitch_max": 70}',
-        ("f0_stats.json", "'note_pitch_min' is 300"),
-    ),
-    "F0 statistics not UTF-8": (lambda f: ["--midi", SANCHAEK], "설명".encode("cp949"), ("f0_stats.json", "not UTF-8 text (byte 0)", "re-run")),
+    "MIDI lyrics in two encodings": (lambda f: ["--midi", _mixed_encoding_midi(f)], ("mixed.mid", "neither UTF-8 nor CP949 throughout", "bar:beat 1:2")),
+    "lyrics file in neither encoding": (lambda f: ["--midi", f / "plain.mid", "--lyrics", f / "bad.txt"], ("bad.txt", "neither UTF-8 nor CP949", "byte 3")),
 }
 
 
 @pytest.mark.parametrize("case", sorted(INFERENCE_FAULTS))
 def test_inference_faults(case, experiment, tmp_path, monkeypatch, capsys):
-    build_args, stats, fragments = INFERENCE_FAULTS[case]
+    build_args, fragments = INFERENCE_FAULTS[case]
     _stats_ok(experiment / "binary")
-    if stats is not None:
-        path = experiment / "binary/f0_stats.json"
-        path.write_bytes(stats if isinstance(stats, bytes) else stats.encode())
     write_melody(tmp_path / "plain.mid", melody((60, None), (62, None)))
     (tmp_path / "bad.txt").write_bytes("가".encode() + b"\xff\xff")
     out = tmp_path / "out"
     argv = ["--work_dir_root", experiment / "checkpoints", "--exp_name", "tiny", *build_args(tmp_path), "--out", out / "song.wav"]
     code, err = invoke(sing_main, argv, monkeypatch, capsys)
     assert_clean_failure(code, err, fragments, {}, snapshot(out))
+
+
+STATS_FAULTS = {  # f0_stats.json, read when a checkpoint describes its training data (model_io.description)
+    "F0 statistics truncated": ('{"log_f0_mean": 5.9, "log_f0_s', ("f0_stats.json", "invalid JSON at line 1", "re-run")),
+    "F0 statistics empty": ("", ("f0_stats.json", "corrupt", "re-run preprocessor/runs/base_binarize.py")),
+    "F0 statistics a list": ("[1, 2]", ("f0_stats.json", "a JSON list, not an object", "re-run")),
+    "F0 statistics std 0": ('{"log_f0_mean": 5.9, "log_f0_std": 0}', ("f0_stats.json", "'log_f0_std' is 0", "re-run")),
+    "F0 statistics NaN mean": ('{"log_f0_mean": NaN, "log_f0_std": 0.2}', ("f0_stats.json", "'log_f0_mean' is nan", "re-run")),
+    "F0 statistics pitch 300": (
+        '{"log_f0_mean": 5.9, "log_f0_std": 0.2, "note_pitch_min": 300, "note_pitch_max": 70}', ("f0_stats.json", "'note_pitch_min' is 300"),
+    ),
+    "F0 statistics not UTF-8": ("설명".encode("cp949"), ("f0_stats.json", "not UTF-8 text (byte 0)", "re-run")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STATS_FAULTS))
+def test_f0_statistics_faults(case, tmp_path, monkeypatch, capsys):
+    from model_io.description import read_dataset_stats
+
+    stats, fragments = STATS_FAULTS[case]
+    (tmp_path / "f0_stats.json").write_bytes(stats if isinstance(stats, bytes) else stats.encode())
+    before = snapshot(tmp_path)
+    code, err = invoke(lambda: read_dataset_stats(tmp_path) and None, [], monkeypatch, capsys)
+    assert_clean_failure(code, err, fragments, before, snapshot(tmp_path))
 
 
 def test_an_output_path_that_cannot_be_written(experiment, tmp_path, monkeypatch, capsys):
