@@ -21,6 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 from config.errors import UserInputError, run_cli  # noqa: E402
 from inference.devices import check_device_name  # noqa: E402
 from inference.visinger import _jobs, add_model_arguments, add_score_arguments, sing_jobs  # noqa: E402

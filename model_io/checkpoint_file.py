@@ -81,6 +81,14 @@ def short_load_error(error: Exception) -> str:
     return f"{type(error).__name__}: {picked[:160]}"
 
 
+class UnreadableFileError(UserInputError):
+    """The file is not a loadable torch file at all (truncated, emptied, overwritten); `reason` says why."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def read_torch_file(path: Path, fix: str, what: str = "a model file") -> Any:
     """`torch.load(path, weights_only=True)` on the CPU; an unreadable file is a one-line `UserInputError` ending in `fix`."""
     if not path.is_file():
@@ -88,7 +96,8 @@ def read_torch_file(path: Path, fix: str, what: str = "a model file") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated zip, a pickle with code in it, not a torch file at all
-        raise UserInputError(f"{path}: cannot be read as {what} ({short_load_error(error)}); {fix}") from None
+        reason = short_load_error(error)
+        raise UnreadableFileError(f"{path}: cannot be read as {what} ({reason}); {fix}", reason) from None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -191,7 +191,9 @@ def read_dataset_stats(binary_dir: Path | str | None) -> dict[str, Any]:
     """`f0_stats.json` of a binarized dataset (F0 statistics, trained note range), {} when it is not there."""
     path = Path(binary_dir) / "f0_stats.json" if binary_dir else None
     if path is not None and path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        from preprocessor.binary_dataset import read_f0_stats
+
+        return read_f0_stats(path)  # a truncated or edited file: one line saying to re-binarize
     return {}
 
 

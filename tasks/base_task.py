@@ -70,6 +70,10 @@ class BaseTask(abc.ABC):
     #: The optimizers, in the order they step within one update; each needs an `optimizers.<name>`
     #: entry in the YAML (its `params` lists the models it updates).
     optimizer_names: tuple[str, ...] = ("main",)
+    #: The top-level config sections the task reads, besides the runner's (`task_cls`, `trainer`,
+    #: `optimizers`) and the data pipeline's (`audio`, `dataset`, `segment`, `preprocess`). Any other
+    #: section is an error naming the closest known one (tasks/experiment.py); None: not checked.
+    config_sections: tuple[str, ...] | None = None
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config

@@ -33,6 +33,8 @@ from model_io.checkpoint_file import (  # noqa: F401  (the read side, re-exporte
     list_checkpoints,
     load_checkpoint,
 )
+from model_io.checkpoint_file import UnreadableFileError
+from config.errors import UserInputError
 from preprocessor.atomic_io import atomic_path, fsync_dir
 
 
@@ -49,29 +51,44 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def publish_best(source: Path, work_dir: Path) -> Path:
-    """Make `model_best.pt` a copy of `source` atomically (a hard link when the filesystem allows it)."""
+    """Make `model_best.pt` an independent copy of `source`, atomically (copy to a temporary, fsync, rename).
+
+    Never a hard link: with a shared inode, damage to one file (a truncation, an edit) would be damage
+    to both, and the fallback to the best model would be gone with the step checkpoint.
+    """
     target = work_dir / BEST_NAME
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{BEST_NAME}.", suffix=".tmp", dir=work_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(work_dir)
+    with atomic_path(target, keep_suffix=False) as tmp:
+        shutil.copyfile(source, tmp)
     return target
 
 
+def load_resumable_checkpoint(work_dir: Path, newest: Path) -> tuple[Path, dict[str, Any], list[str]]:
+    """The newest step checkpoint that loads, from `newest` back: (path, state, one line per skipped file).
 
-
+    A newest checkpoint that cannot be read (a disk that filled up, a copy cut short) falls back to the
+    previous one instead of ending the run; the caller reports the skipped files. A checkpoint that reads
+    but does not fit (another format version, another task) is still an error: older ones would not fit
+    either. The skipped file is left in place: the next checkpoint at its step replaces it atomically.
+    """
+    candidates = [path for _, path in reversed(list_checkpoints(work_dir))]
+    if newest in candidates:
+        candidates = candidates[candidates.index(newest):]
+    else:
+        candidates.insert(0, newest)
+    skipped: list[str] = []
+    for number, path in enumerate(candidates):
+        try:
+            return path, load_checkpoint(path), skipped
+        except UnreadableFileError as error:
+            if number == len(candidates) - 1:
+                if skipped:
+                    raise UserInputError(
+                        f"{work_dir}: no step checkpoint loads ({len(skipped) + 1} tried; the oldest, {path.name}: {error.reason}); "
+                        "use --reset to start over"
+                    ) from None
+                raise
+            skipped.append(f"{path.name} does not load ({error.reason})")
+    raise AssertionError("unreachable")
 
 
 def prune_checkpoints(work_dir: Path, keep: int) -> list[Path]:

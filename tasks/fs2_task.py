@@ -91,6 +91,7 @@ def masked_energy_l1(energy_db_pred: torch.Tensor, energy_db: torch.Tensor, mask
 
 class FS2SingerTask(BaseTask):
     optimizer_names = ("main",)
+    config_sections = ("model", "loss_weights", "validation", "infer")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)

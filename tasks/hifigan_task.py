@@ -96,6 +96,7 @@ def vocoder_config_from(cfg: dict[str, Any]) -> HiFiGANVocoderConfig:
 
 
 class HiFiGANTask(GANTask):
+    config_sections = ("model", "discriminator", "loss_weights", "training", "validation")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)

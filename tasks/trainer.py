@@ -41,6 +41,7 @@ from tasks.checkpoint import (
     flat_model_states,
     load_checkpoint,
     prune_checkpoints,
+    load_resumable_checkpoint,
     publish_best,
 )
 from model_io.class_path import class_path
@@ -455,14 +456,22 @@ class Trainer:
                 "trainer.grad_clip_norm or check the data, then resume from the last checkpoint or --reset"
             )
 
-    def fit(self, resume_from: Path | None) -> int:
-        """Train to `max_updates` (from `resume_from` when given); 0 when finished or stopped by a signal."""
+    def fit(self, resume_from: Path | None, resume_state: dict[str, Any] | None = None) -> int:
+        """Train to `max_updates` (from `resume_from` when given); 0 when finished or stopped by a signal.
+
+        resume_state: `resume_from` already loaded (tasks/experiment.py does, before anything is written);
+        else it is loaded here, falling back past unreadable newer checkpoints (reported).
+        """
         self.build_models()
         self.build_optimizers()
         self._build_train_data()
         self._build_valid_data()
         if resume_from is not None:
-            state = load_checkpoint(resume_from)
+            state = resume_state
+            if state is None:
+                resume_from, state, skipped = load_resumable_checkpoint(self.work_dir, resume_from)
+                for line in skipped:
+                    self.log.warning("warning: %s/%s; resuming from the previous checkpoint", self.work_dir, line)
             self._load_model_states(state, resume_from)
             self._load_training_state(state, resume_from)
             self.log.info("resumed from %s: step %d, epoch %d (batch %d)", resume_from.name, self.global_step, self.epoch, self.batch_in_epoch)

@@ -86,6 +86,9 @@ class OptimizerConfig:
             raise ValueError(f"grad_clip_norm must be > 0 or null, got {self.grad_clip_norm}")
 
 
+RUNNER_SECTIONS = ("task_cls", "trainer", "optimizers")
+
+
 @dataclass(frozen=True)
 class RunnerConfig:
     """The parsed runner keys of a resolved config."""

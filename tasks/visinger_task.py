@@ -84,6 +84,7 @@ class VISingerPass(NamedTuple):
 
 
 class VISingerTask(GANTask):
+    config_sections = ("model", "discriminator", "loss_weights", "validation")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)

@@ -15,6 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root is the import root
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 import argparse  # noqa: E402
 
 from config.errors import UserInputError, run_cli  # noqa: E402
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert plan.resume_from is not None
                 trainer.infer_checkpoint(plan.resume_from, args.split or "test")
                 return 0
-            return trainer.fit(plan.resume_from)
+            return trainer.fit(plan.resume_from, plan.resume_state)
         except UserInputError as error:
             log.debug("error: %s", error)  # into train.log too; run_cli prints it
             raise
