@@ -7,7 +7,8 @@
 Wavs are paired by file name (``GEN_DIR/x.wav`` with ``REF_DIR/x.wav``); names found on one side
 only are listed as a warning and skipped. Both wavs are loaded mono at ``--sample_rate``. Per pair:
 MCD (dB, DTW-aligned), log-F0 RMSE (cents), semitone accuracy, V/UV error (definitions in
-`inference/metrics.py`). Writes ``GEN_DIR/metrics.json``
+`inference/metrics.py`), and ESPnet2's MCD and log-F0 RMSE (`mcd_espnet`, `log_f0_rmse_espnet`;
+`inference/espnet_metrics.py`). Writes ``GEN_DIR/metrics.json``
 (``{"items": [{"name": ..., metric: value}], "mean": {...}, "settings": {...}, "unpaired": {...}}``,
 NaN written as null) and prints a markdown table. Audio settings come from, in increasing priority:
 the built-in defaults, the ``audio:`` section of ``--config``, the flags.
@@ -29,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from config.errors import UserInputError, run_cli  # noqa: E402
 from config.loader import config_section, load_config  # noqa: E402
+from inference.espnet_metrics import espnet_settings  # noqa: E402
 from inference.metrics import MCDSettings, evaluate_pair, summarize  # noqa: E402
 from preprocessor.audio import F0_METHODS, AudioSettings, load_wav  # noqa: E402
 from preprocessor.atomic_io import write_text_atomic  # noqa: E402
@@ -39,13 +41,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("inference.evaluate")
 
 METRICS_FILE = "metrics.json"
-# Table columns: (metric key, header, shown as a percentage).
+# Table columns: (metric key, header, format: "%" = a share shown as a percentage, else decimals).
 TABLE_COLUMNS = (
-    ("mcd_db", "MCD (dB)", False),
-    ("f0_rmse_cents", "F0 RMSE (cents)", False),
-    ("semitone_accuracy", "semitone acc. (%)", True),
-    ("vuv_error", "V/UV error (%)", True),
-    ("in_tune_share", "in tune (%)", True),
+    ("mcd_db", "MCD (dB)", ".2f"),
+    ("f0_rmse_cents", "F0 RMSE (cents)", ".2f"),
+    ("semitone_accuracy", "semitone acc. (%)", "%"),
+    ("vuv_error", "V/UV error (%)", "%"),
+    ("in_tune_share", "in tune (%)", "%"),
+    ("mcd_espnet", "MCD ESPnet (dB)", ".2f"),
+    ("log_f0_rmse_espnet", "log-F0 RMSE ESPnet", ".3f"),
 )
 UNPAIRED_LISTED = 10  # names shown in the warning; the rest are counted
 
@@ -83,11 +87,13 @@ def evaluate_folders(
     mcd_settings: MCDSettings = MCDSettings(),
     score_pitch_frames: Mapping[str, np.ndarray] | None = None,
     write_json: bool = True,
+    espnet: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every ``gen_dir/*.wav`` that has a same-named ``ref_dir/*.wav``.
 
     score_pitch_frames: optional per-item MIDI pitch per ``hop_size`` frame (0 = rest), keyed by the
-    wav's stem, for ``in_tune_share``. Returns ``{"items": [{"name": stem, <SingingMetrics fields>}],
+    wav's stem, for ``in_tune_share``. espnet: also ESPnet2's MCD and log-F0 RMSE (`inference.espnet_metrics`).
+    Returns ``{"items": [{"name": stem, <SingingMetrics fields>}],
     "mean": summarize(...), "settings": {...}, "unpaired": {"ref_only": [...], "gen_only": [...]}}``
     with NaN kept as float NaN; with ``write_json`` the same goes to ``gen_dir/metrics.json``
     (atomically, NaN as null). Raises `UserInputError` when a folder is missing or no pair exists.
@@ -116,7 +122,7 @@ def evaluate_folders(
         score = None if score_pitch_frames is None else score_pitch_frames.get(stem)
         result = evaluate_pair(
             load_wav(refs[name], sample_rate), load_wav(gens[name], sample_rate), sample_rate, hop_size, f0_min, f0_max,
-            f0_method, score_pitch_frames=score, mcd_settings=mcd_settings,
+            f0_method, score_pitch_frames=score, mcd_settings=mcd_settings, espnet=espnet,
         )  # fmt: skip
         metrics.append(result)
         items.append({"name": stem, **result.to_dict()})
@@ -128,6 +134,7 @@ def evaluate_folders(
         "settings": {
             "ref_dir": str(ref_dir), "gen_dir": str(gen_dir), "sample_rate": sample_rate, "hop_size": hop_size,
             "f0_method": f0_method, "f0_min": f0_min, "f0_max": f0_max, "mcd": mcd,
+            "espnet": espnet_settings(sample_rate) if espnet else None,
         },  # fmt: skip
         "unpaired": {"ref_only": ref_only, "gen_only": gen_only},
     }
@@ -136,10 +143,11 @@ def evaluate_folders(
     return results
 
 
-def _cell(value: Any, percent: bool) -> str:
+def table_cell(value: Any, form: str) -> str:
+    """One metric in a table: `form` "%" shows a share as a percentage, else a format spec; NaN/None as n/a."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    return f"{100.0 * value:.1f}" if percent else f"{value:.2f}"
+    return f"{100.0 * value:.1f}" if form == "%" else format(value, form)
 
 
 def format_table(results: Mapping[str, Any]) -> str:
@@ -148,10 +156,10 @@ def format_table(results: Mapping[str, Any]) -> str:
     rule = "| --- | " + " | ".join("---:" for _ in TABLE_COLUMNS) + " | ---: |"
     lines = [header, rule]
     for item in results["items"]:
-        cells = " | ".join(_cell(item[key], percent) for key, _, percent in TABLE_COLUMNS)
+        cells = " | ".join(table_cell(item.get(key), form) for key, _, form in TABLE_COLUMNS)
         lines.append(f"| {item['name']} | {cells} | {item['voiced_frames']} |")
     mean = results["mean"]
-    cells = " | ".join(_cell(mean[key], percent) for key, _, percent in TABLE_COLUMNS)
+    cells = " | ".join(table_cell(mean.get(key), form) for key, _, form in TABLE_COLUMNS)
     lines.append(f"| **mean** ({mean['items']} items) | {cells} | {mean['voiced_frames']} |")
     return "\n".join(lines)
 
