@@ -10,7 +10,8 @@ MCD (dB, DTW-aligned), log-F0 RMSE (cents), semitone accuracy, V/UV error (defin
 `inference/metrics.py`), and ESPnet2's MCD and log-F0 RMSE (`mcd_espnet`, `log_f0_rmse_espnet`;
 `inference/espnet_metrics.py`). Writes ``GEN_DIR/metrics.json``
 (``{"items": [{"name": ..., metric: value}], "mean": {...}, "settings": {...}, "unpaired": {...}}``,
-NaN written as null) and prints a markdown table. Audio settings come from, in increasing priority:
+NaN written as null), prints a markdown table, and (unless ``--no_report``) writes a PNG per item
+(``GEN_DIR/<name>.png``: F0 of both wavs, mel of both) and ``GEN_DIR/report.html`` (`inference.report`). Audio settings come from, in increasing priority:
 the built-in defaults, the ``audio:`` section of ``--config``, the flags.
 """
 from __future__ import annotations
@@ -20,9 +21,9 @@ import json
 import logging
 import math
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
@@ -164,20 +165,31 @@ def format_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class Rendered(NamedTuple):
+    """A renderer's output: wav ``[S]`` and the F0 it was made from (``[T]`` Hz, 0 = unvoiced) or None."""
+
+    wav: torch.Tensor
+    f0_hz: torch.Tensor | None = None
+
+
 def render_test_split(
     dataset: Any,
-    renderers: dict[str, Callable[[dict[str, Any]], torch.Tensor]],
+    renderers: dict[str, Callable[[dict[str, Any]], torch.Tensor | Rendered]],
     out_dir: Path,
     audio: AudioSettings,
     device: torch.device,
     notes: dict[str, str] | None = None,
+    driving_labels: dict[str, str] | None = None,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Render every item of `dataset` (one at a time) with each named renderer and evaluate each against the recordings.
 
     `renderers[name](batch)` gets a one-item batch on `device` (`tasks.svs_dataset.collate_singing`) and
-    returns the wav `[S]` (`S = frames * hop`). Writes `out_dir/reference/<item>.wav`,
-    `out_dir/<name>/<item>.wav` and `<name>/metrics.json`, then `out_dir/summary.json` (the mean row of
-    each, plus `notes`), and prints one table per renderer. Returns the summary.
+    returns the wav `[S]` (`S = frames * hop`), or a `Rendered` with the F0 it sang from. Writes
+    `out_dir/reference/<item>.wav`, `out_dir/<name>/<item>.wav` and `<name>/metrics.json`, then
+    `out_dir/summary.json` (the mean row of each, plus `notes`), and prints one table per renderer.
+    With `report`: also `out_dir/<name>/<item>.png` and `out_dir/report.html` (`inference.report`;
+    `driving_labels[name]` names the driving F0 curve). Returns the summary.
     """
     import torch  # only here: the standalone CLI evaluates wav folders without loading torch
 
@@ -185,26 +197,44 @@ def render_test_split(
 
     collate = dataset.collate_fn
     score_pitch: dict[str, np.ndarray] = {}
+    driving_f0: dict[str, dict[str, np.ndarray]] = {source: {} for source in renderers}
     rate = audio.sample_rate
+    names = []
     for index in range(len(dataset)):
         batch = collate([dataset[index]])
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         name = batch["names"][0]
+        names.append(name)
         with torch.no_grad():
             for source, render in renderers.items():
-                write_wav_atomic(out_dir / source / f"{name}.wav", render(batch).float().cpu().numpy(), rate)
+                output = render(batch)
+                rendered = output if isinstance(output, Rendered) else Rendered(output)
+                write_wav_atomic(out_dir / source / f"{name}.wav", rendered.wav.float().cpu().numpy(), rate)
+                if rendered.f0_hz is not None:
+                    driving_f0[source][name] = rendered.f0_hz.float().cpu().numpy().reshape(-1)
         write_wav_atomic(out_dir / "reference" / f"{name}.wav", batch["wav"][0, 0].float().cpu().numpy(), rate)
         score_pitch[name] = torch.repeat_interleave(batch["note_pitch"][0], batch["phone_frames"][0]).cpu().numpy()
     summary: dict[str, Any] = dict(notes or {})
+    all_results = {}
     for source in renderers:
         results = evaluate_folders(
             out_dir / "reference", out_dir / source, audio.sample_rate, audio.hop_size, audio.f0_min, audio.f0_max, audio.f0_extractor,
             score_pitch_frames=score_pitch,
         )  # fmt: skip
+        all_results[source] = results
         summary[source] = results["mean"]
         print(f"\n{source} -> {out_dir / source / 'metrics.json'}")
         print(format_table(results))
     write_text_atomic(out_dir / "summary.json", json.dumps(json_safe(summary), indent=1))
+    if report:
+        from inference.report import REPORT_FILE, write_html_report, write_item_pictures
+
+        system_dirs = {source: out_dir / source for source in renderers}
+        pictures = write_item_pictures(out_dir / "reference", system_dirs, names, audio, score_pitch, driving_f0, driving_labels)
+        notes_lines = [f"{key}: {value}" for key, value in (notes or {}).items()]
+        page = write_html_report(out_dir / REPORT_FILE, f"Test split: {out_dir}", out_dir / "reference", all_results, system_dirs,
+                                 pictures, notes_lines)  # fmt: skip
+        print(f"report: {page}")
     print(f"\nrendered {len(dataset)} test items into {out_dir}")
     return summary
 
@@ -231,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--f0_method", choices=F0_METHODS, help=f"pitch tracker (default {defaults.f0_extractor})")
     parser.add_argument("--f0_min", type=float, help=f"lowest F0 searched, Hz (default {defaults.f0_min:g})")
     parser.add_argument("--f0_max", type=float, help=f"highest F0 searched, Hz (default {defaults.f0_max:g})")
+    parser.add_argument("--no_report", action="store_true", help="skip the per-item PNGs and report.html")
+    parser.add_argument("--no_espnet", action="store_true", help="skip ESPnet's MCD and log-F0 RMSE (the slow WORLD/SPTK analysis)")
     return parser
 
 
@@ -254,10 +286,29 @@ def main() -> int:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = _audio_settings(args)
-    results = evaluate_folders(args.ref, args.gen, **settings)
+    results = evaluate_folders(args.ref, args.gen, espnet=not args.no_espnet, **settings)
     print(format_table(results))
     print(f"\n{args.gen / METRICS_FILE}")
+    if not args.no_report:
+        from inference.report import REPORT_FILE, write_html_report, write_item_pictures
+
+        audio = _report_audio(args, settings)
+        names = [item["name"] for item in results["items"]]
+        pictures = write_item_pictures(args.ref, {"generated": args.gen}, names, audio)
+        page = write_html_report(args.gen / REPORT_FILE, f"{args.gen} against {args.ref}", args.ref, {"generated": results},
+                                 {"generated": args.gen}, pictures)  # fmt: skip
+        print(page)
     return 0
+
+
+def _report_audio(args: argparse.Namespace, settings: Mapping[str, Any]) -> AudioSettings:
+    """The pictures' mel and F0 settings: ``--config``'s audio section (or the defaults) with the flags applied."""
+    audio = config_section(load_config(args.config), AudioSettings, "audio") if args.config is not None else AudioSettings()
+    rate = settings["sample_rate"]
+    return replace(
+        audio, sample_rate=rate, hop_size=settings["hop_size"], f0_min=settings["f0_min"], f0_max=settings["f0_max"],
+        f0_extractor=settings["f0_method"], fmax=min(audio.fmax, rate / 2),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ class FS2SingerTask(BaseTask):
         (an experiment beside this one, e.g. `--hparams infer.vocoder_exp=csd_hifigan`) or `infer.vocoder_ckpt`.
         """
         from inference.baseline_synthesis import check_same_features, load_vocoder
-        from inference.evaluate import render_test_split
+        from inference.evaluate import Rendered, render_test_split
 
         s = self.infer_settings
         if (s.vocoder_exp is None) == (s.vocoder_ckpt is None):
@@ -208,12 +208,12 @@ class FS2SingerTask(BaseTask):
         generator = vocoder.generator.to(self.device).eval()
         acoustic = self.raw_models["acoustic"]
 
-        def from_score(batch: dict[str, Any]) -> torch.Tensor:
+        def from_score(batch: dict[str, Any]) -> Rendered:
             out = acoustic.infer(
                 batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"],
                 batch["phone_lengths"], speaker_id=batch["speaker_id"],
             )  # fmt: skip
-            return generator(out.mel, out.frame_mask, f0=out.f0_hz)[0, 0]
+            return Rendered(generator(out.mel, out.frame_mask, f0=out.f0_hz)[0, 0], out.f0_hz[0])
 
         render_test_split(
             self.build_dataset("test"), {"score": from_score}, Path(work_dir) / "infer" / f"step{self.global_step}", self.audio,
