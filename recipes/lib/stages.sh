@@ -96,13 +96,17 @@ stage_1_preprocess() {
 }
 
 stage_2_binarize() {
-  local metadata=$PROCESSED_DIR/metadata.jsonl done_marker=$BINARY_DIR/config.yaml
+  # Done when the binary folder was made by this recipe from the same segments (metadata.jsonl's
+  # checksum: preprocess rewrites the file on every run, so its time says nothing) and settings.
+  local metadata=$PROCESSED_DIR/metadata.jsonl stamp=$BINARY_DIR/.recipe_metadata.sha256 want
   [ -f "$metadata" ] || recipe_die "$metadata: not found; run stage 1 (preprocess) first"
-  if [ -f "$done_marker" ] && [ "$done_marker" -nt "$metadata" ] && _same_config "$done_marker"; then
-    echo "skipped: $BINARY_DIR is newer than $metadata and was binarized with the same settings"
+  want=$(sha256sum "$metadata" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -f "$BINARY_DIR/config.yaml" ] && _same_config "$BINARY_DIR/config.yaml"; then
+    echo "skipped: $BINARY_DIR was binarized from the same segments with the same settings"
     return 0
   fi
   $PY preprocessor/runs/base_binarize.py --config "$DATA_CONFIG" --hparams "$DATA_HPARAMS"
+  echo "$want" > "$stamp"
 }
 
 _same_config() {  # $1 = a saved config.yaml: the same as DATA_CONFIG + DATA_HPARAMS resolve to
