@@ -208,14 +208,17 @@ class Trainer:
         Only the training forward passes go through the compiled modules; validation, inference and
         checkpoints use the raw models, so checkpoints of compiled and plain runs are interchangeable.
         Shapes change from batch to batch (bucketed lengths), so dynamic shapes are on from the start.
+        `trainer.compile_backend`: "inductor" (generated kernels, the GPU setting) or a lighter one such as
+        "aot_eager" (the same graph capture and autograd tracing, no code generation: the CPU test).
         """
         if not self.cfg.compile:
             return
         for name, model in self.train_models.items():
             if any(p.requires_grad for p in model.parameters()):
-                self.train_models[name] = torch.compile(model, dynamic=True)
+                self.train_models[name] = torch.compile(model, dynamic=True, backend=self.cfg.compile_backend)
         self.task.models = self.train_models
-        self.log.info("torch.compile: %s", ", ".join(n for n, m in self.train_models.items() if m is not self.raw_models[n]))
+        compiled = [n for n, m in self.train_models.items() if m is not self.raw_models[n]]
+        self.log.info("torch.compile (%s backend): %s", self.cfg.compile_backend, ", ".join(compiled))
 
     def _build_train_data(self) -> None:
         dataset = check_dataset(self.task.build_dataset("train"), "train", self.task_name)

@@ -28,6 +28,7 @@ class TrainerConfig:
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
+    compile_backend: str = "inductor"
     tf32: bool = True
     fused_optimizer: bool = True
     deterministic: bool = False
