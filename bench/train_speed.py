@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile generator and discriminator (trainer.compile)")
+    parser.add_argument("--compile_backend", default="inductor", help="torch.compile backend (aot_eager: no code generation)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
@@ -83,7 +84,7 @@ def main() -> None:
     task = VISingerTask(cfg)
     models = {name: model.to(device).train() for name, model in task.build_models().items()}
     task.raw_models = models
-    task.models = {name: torch.compile(model, dynamic=True) for name, model in models.items()} if args.compile else models
+    task.models = {name: torch.compile(model, dynamic=True, backend=args.compile_backend) for name, model in models.items()} if args.compile else models
     task.device = device
     fused = {"fused": True} if device.type == "cuda" else {}
     optimizers = {
