@@ -34,9 +34,11 @@ log-F0 RMSE (``log_f0_rmse_espnet``, natural-log units; x 1200/ln 2 = 1731.2 giv
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
-from typing import Any, NamedTuple
+from collections import OrderedDict
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -96,6 +98,24 @@ def as_int16_values(wav: np.ndarray) -> np.ndarray:
     return np.clip(np.round(wav * INT16_SCALE), -32768, 32767)
 
 
+# The reference recording is analysed once for every system compared with it (a test split is
+# evaluated per system): features of the last few signals are kept, keyed by their samples' digest.
+_FEATURE_CACHE: OrderedDict[tuple[str, bytes, int], Any] = OrderedDict()
+_FEATURE_CACHE_SIZE = 32
+
+
+def _cached(kind: str, x: np.ndarray, sample_rate: int, compute: Callable[[np.ndarray, int], Any]) -> Any:
+    key = (kind, hashlib.sha1(np.ascontiguousarray(x).tobytes()).digest(), sample_rate)
+    if key in _FEATURE_CACHE:
+        _FEATURE_CACHE.move_to_end(key)
+        return _FEATURE_CACHE[key]
+    value = compute(x, sample_rate)
+    _FEATURE_CACHE[key] = value
+    if len(_FEATURE_CACHE) > _FEATURE_CACHE_SIZE:
+        _FEATURE_CACHE.popitem(last=False)
+    return value
+
+
 def sptk_mel_cepstra(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """``[N, M + 1]`` SPTK mel-cepstra of int16-valued ``x [S]`` (ESPnet's ``sptk_extract``); N may be 0."""
     order, alpha = mcep_params(sample_rate)
@@ -132,8 +152,8 @@ def _dtw_path(generated: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray,
 
 def espnet_mcd(ref_wav: np.ndarray, gen_wav: np.ndarray, sample_rate: int) -> tuple[float, int]:
     """``(mcd_db, pairs)`` as ESPnet's evaluate_mcd.py; NaN with 0 pairs when a wav is shorter than one frame."""
-    ref = sptk_mel_cepstra(as_int16_values(ref_wav), sample_rate)
-    gen = sptk_mel_cepstra(as_int16_values(gen_wav), sample_rate)
+    ref = _cached("sptk", as_int16_values(ref_wav), sample_rate, sptk_mel_cepstra)
+    gen = _cached("sptk", as_int16_values(gen_wav), sample_rate, sptk_mel_cepstra)
     if len(ref) == 0 or len(gen) == 0:
         return float("nan"), 0
     gen_index, ref_index = _dtw_path(gen, ref)
@@ -147,8 +167,8 @@ def espnet_log_f0_rmse(ref_wav: np.ndarray, gen_wav: np.ndarray, sample_rate: in
     ref_x, gen_x = as_int16_values(ref_wav), as_int16_values(gen_wav)
     if len(ref_x) == 0 or len(gen_x) == 0:
         return float("nan"), 0
-    ref_mcep, ref_f0 = world_features(ref_x, sample_rate)
-    gen_mcep, gen_f0 = world_features(gen_x, sample_rate)
+    ref_mcep, ref_f0 = _cached("world", ref_x, sample_rate, world_features)
+    gen_mcep, gen_f0 = _cached("world", gen_x, sample_rate, world_features)
     gen_index, ref_index = _dtw_path(gen_mcep, ref_mcep)
     gen_f0, ref_f0 = gen_f0[gen_index], ref_f0[ref_index]
     voiced = (gen_f0 != 0) & (ref_f0 != 0)

@@ -26,7 +26,7 @@ def recipe(script: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PY"] = sys.executable  # this interpreter; no tools/setup_env.sh
     env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run(["bash", str(script), *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(["bash", str(script), *args], cwd=REPO, capture_output=True, text=True, env=env, timeout=1800)
 
 
 @pytest.mark.parametrize(
