@@ -183,10 +183,11 @@ def _metric_cells(values: Mapping[str, Any]) -> str:
     return "".join(f"<td>{html.escape(table_cell(values.get(key), form))}</td>" for key, _, form in TABLE_COLUMNS)
 
 
-def _metric_header(first: str) -> str:
+def _metric_header(first: str, last: str | None = None) -> str:
     from inference.evaluate import TABLE_COLUMNS
 
-    return f"<tr><th>{html.escape(first)}</th>" + "".join(f"<th>{html.escape(title)}</th>" for _, title, _ in TABLE_COLUMNS) + "</tr>"
+    titles = [first, *(title for _, title, _ in TABLE_COLUMNS), *([last] if last else [])]
+    return "<tr>" + "".join(f"<th>{html.escape(title)}</th>" for title in titles) + "</tr>"
 
 
 def write_html_report(
@@ -218,7 +219,7 @@ def write_html_report(
         f"<h1>{html.escape(title)}</h1>",
     ]  # fmt: skip
     parts += [f"<p>{html.escape(note)}</p>" for note in notes]
-    parts += ["<h2>Mean over the test items</h2>", "<table>", _metric_header("system") + "<th>items</th>"]
+    parts += ["<h2>Mean over the test items</h2>", "<table>", _metric_header("system", "items")]
     for system, result in results.items():
         mean = result["mean"]
         parts.append(f"<tr><td>{html.escape(system)}</td>{_metric_cells(mean)}<td>{mean.get('items', '')}</td></tr>")
