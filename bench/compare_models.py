@@ -96,22 +96,16 @@ def collect_rows(work_dir_root: Path, experiments: dict[str, str | None]) -> lis
     return rows
 
 
-def _cell(value: Any, percent: bool) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{100.0 * value:.1f}" if percent else f"{value:.2f}"
-
-
 def metrics_table(rows: list[MetricsRow]) -> str:
     """Markdown: one row per system, the columns of `inference.evaluate.format_table` (NaN/null as n/a)."""
-    from inference.evaluate import TABLE_COLUMNS
+    from inference.evaluate import TABLE_COLUMNS, table_cell
 
     lines = [
         "| system | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " | items |",
         "| --- | " + " | ".join("---:" for _ in TABLE_COLUMNS) + " | ---: |",
     ]
     for row in rows:
-        cells = " | ".join(_cell(row.mean.get(key), percent) for key, _, percent in TABLE_COLUMNS)
+        cells = " | ".join(table_cell(row.mean.get(key), form) for key, _, form in TABLE_COLUMNS)
         lines.append(f"| {row.label} | {cells} | {row.mean.get('items', 'n/a')} |")
     return "\n".join(lines)
 

@@ -3,11 +3,14 @@
     .venv/bin/python bench/train_speed.py --config config/models/visinger_demo.yaml --batch 8
     .venv/bin/python bench/train_speed.py --config config/models/visinger.yaml --batch 4 --segment 32
     .venv/bin/python bench/train_speed.py --config config/models/visinger.yaml --batch 16 --device cuda --precision bf16
+    .venv/bin/python bench/train_speed.py --config config/models/visinger.yaml --batch 16 --device cuda --precision bf16 --compile
 
 Times the task's own `training_step` for both optimizers with backward and AdamW steps on a
 synthetic batch of `--batch` items of `--seconds` each (random score, noise audio: speed does not
 depend on the content), after `--warmup` updates; prints the median over `--repeats` blocks of
-`--steps` updates, and the peak CUDA memory when on a GPU. The runner adds about 1-3 % on top
+`--steps` updates, and the peak CUDA memory when on a GPU. As the trainer does: AdamW is fused on
+CUDA, TF32 is on for fp32 matmuls on CUDA, `--compile` wraps generator and discriminator in
+torch.compile (its compilation happens in the warm-up updates and is not timed). The runner adds about 1-3 % on top
 (bench/runner_overhead.py).
 """
 from __future__ import annotations
@@ -70,7 +73,9 @@ def main() -> None:
     parser.add_argument("--segment", type=int, default=None, help="segment_size in frames (default: the config's)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each synthetic item")
     parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--compile", action="store_true", help="torch.compile generator and discriminator (trainer.compile)")
+    parser.add_argument("--compile_backend", default="inductor", help="torch.compile backend (aot_eager: no code generation)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
@@ -82,23 +87,33 @@ def main() -> None:
     overrides = ",".join(o for o in (f"model.segment_size={args.segment}" if args.segment else "", args.hparams or "") if o) or None
     cfg = load_config(REPO / args.config, overrides)
     device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     task = VISingerTask(cfg)
     models = {name: model.to(device).train() for name, model in task.build_models().items()}
-    task.models = task.raw_models = models
+    task.raw_models = models
+    task.models = {name: torch.compile(model, dynamic=True, backend=args.compile_backend) for name, model in models.items()} if args.compile else models
     task.device = device
+    fused = {"fused": True} if device.type == "cuda" else {}
     optimizers = {
-        name: torch.optim.AdamW(models[name].parameters(), lr=2e-4, betas=(0.8, 0.99), eps=1e-9) for name in task.optimizer_names
+        name: torch.optim.AdamW(models[name].parameters(), lr=2e-4, betas=(0.8, 0.99), eps=1e-9, **fused) for name in task.optimizer_names
     }
     batch = synthetic_batch(task, args.batch, args.seconds, device)
-    dtype = torch.bfloat16 if args.precision == "bf16" else None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision)
+    scalers = {name: torch.amp.GradScaler(device.type) for name in task.optimizer_names} if args.precision == "fp16" else {}
 
     def update() -> None:
         for name in task.optimizer_names:
             optimizers[name].zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
                 losses = task.training_step(batch, name)
-            losses["loss"].backward()
-            optimizers[name].step()
+            if name in scalers:
+                scalers[name].scale(losses["loss"]).backward()
+                scalers[name].step(optimizers[name])
+                scalers[name].update()
+            else:
+                losses["loss"].backward()
+                optimizers[name].step()
 
     def sync() -> None:
         if device.type == "cuda":
@@ -121,7 +136,7 @@ def main() -> None:
     print(f"machine: {machine_line()}, torch threads {torch.get_num_threads()}")
     print(
         f"{args.config}: batch {args.batch} x {task.generator_config.segment_size}-frame segments ({args.seconds:g} s items), "
-        f"{args.device} {args.precision}: {rate:.3f} updates/s, {rate * args.batch:.2f} samples/s (median of {args.repeats} x {args.steps})"
+        f"{args.device} {args.precision}{' + compile' if args.compile else ''}: {rate:.3f} updates/s, {rate * args.batch:.2f} samples/s (median of {args.repeats} x {args.steps})"
     )
     print(f"  parameters: generator {params['generator'] / 1e6:.2f} M, discriminator {params['discriminator'] / 1e6:.2f} M")
     if device.type == "cuda":

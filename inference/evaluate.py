@@ -7,9 +7,11 @@
 Wavs are paired by file name (``GEN_DIR/x.wav`` with ``REF_DIR/x.wav``); names found on one side
 only are listed as a warning and skipped. Both wavs are loaded mono at ``--sample_rate``. Per pair:
 MCD (dB, DTW-aligned), log-F0 RMSE (cents), semitone accuracy, V/UV error (definitions in
-`inference/metrics.py`). Writes ``GEN_DIR/metrics.json``
+`inference/metrics.py`), and ESPnet2's MCD and log-F0 RMSE (`mcd_espnet`, `log_f0_rmse_espnet`;
+`inference/espnet_metrics.py`). Writes ``GEN_DIR/metrics.json``
 (``{"items": [{"name": ..., metric: value}], "mean": {...}, "settings": {...}, "unpaired": {...}}``,
-NaN written as null) and prints a markdown table. Audio settings come from, in increasing priority:
+NaN written as null), prints a markdown table, and (unless ``--no_report``) writes a PNG per item
+(``GEN_DIR/<name>.png``: F0 of both wavs, mel of both) and ``GEN_DIR/report.html`` (`inference.report`). Audio settings come from, in increasing priority:
 the built-in defaults, the ``audio:`` section of ``--config``, the flags.
 """
 from __future__ import annotations
@@ -19,9 +21,9 @@ import json
 import logging
 import math
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
@@ -33,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from config.errors import UserInputError, run_cli  # noqa: E402
 from config.loader import config_section, load_config  # noqa: E402
+from inference.espnet_metrics import espnet_settings  # noqa: E402
 from inference.metrics import MCDSettings, evaluate_pair, summarize  # noqa: E402
 from preprocessor.audio import F0_METHODS, AudioSettings, load_wav  # noqa: E402
 from preprocessor.atomic_io import write_text_atomic  # noqa: E402
@@ -43,13 +46,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("inference.evaluate")
 
 METRICS_FILE = "metrics.json"
-# Table columns: (metric key, header, shown as a percentage).
+# Table columns: (metric key, header, format: "%" = a share shown as a percentage, else decimals).
 TABLE_COLUMNS = (
-    ("mcd_db", "MCD (dB)", False),
-    ("f0_rmse_cents", "F0 RMSE (cents)", False),
-    ("semitone_accuracy", "semitone acc. (%)", True),
-    ("vuv_error", "V/UV error (%)", True),
-    ("in_tune_share", "in tune (%)", True),
+    ("mcd_db", "MCD (dB)", ".2f"),
+    ("f0_rmse_cents", "F0 RMSE (cents)", ".2f"),
+    ("semitone_accuracy", "semitone acc. (%)", "%"),
+    ("vuv_error", "V/UV error (%)", "%"),
+    ("in_tune_share", "in tune (%)", "%"),
+    ("mcd_espnet", "MCD ESPnet (dB)", ".2f"),
+    ("log_f0_rmse_espnet", "log-F0 RMSE ESPnet", ".3f"),
 )
 UNPAIRED_LISTED = 10  # names shown in the warning; the rest are counted
 
@@ -87,11 +92,13 @@ def evaluate_folders(
     mcd_settings: MCDSettings = MCDSettings(),
     score_pitch_frames: Mapping[str, np.ndarray] | None = None,
     write_json: bool = True,
+    espnet: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every ``gen_dir/*.wav`` that has a same-named ``ref_dir/*.wav``.
 
     score_pitch_frames: optional per-item MIDI pitch per ``hop_size`` frame (0 = rest), keyed by the
-    wav's stem, for ``in_tune_share``. Returns ``{"items": [{"name": stem, <SingingMetrics fields>}],
+    wav's stem, for ``in_tune_share``. espnet: also ESPnet2's MCD and log-F0 RMSE (`inference.espnet_metrics`).
+    Returns ``{"items": [{"name": stem, <SingingMetrics fields>}],
     "mean": summarize(...), "settings": {...}, "unpaired": {"ref_only": [...], "gen_only": [...]}}``
     with NaN kept as float NaN; with ``write_json`` the same goes to ``gen_dir/metrics.json``
     (atomically, NaN as null). Raises `UserInputError` when a folder is missing or no pair exists.
@@ -120,7 +127,7 @@ def evaluate_folders(
         score = None if score_pitch_frames is None else score_pitch_frames.get(stem)
         result = evaluate_pair(
             load_wav(refs[name], sample_rate), load_wav(gens[name], sample_rate), sample_rate, hop_size, f0_min, f0_max,
-            f0_method, score_pitch_frames=score, mcd_settings=mcd_settings,
+            f0_method, score_pitch_frames=score, mcd_settings=mcd_settings, espnet=espnet,
         )  # fmt: skip
         metrics.append(result)
         items.append({"name": stem, **result.to_dict()})
@@ -132,6 +139,7 @@ def evaluate_folders(
         "settings": {
             "ref_dir": str(ref_dir), "gen_dir": str(gen_dir), "sample_rate": sample_rate, "hop_size": hop_size,
             "f0_method": f0_method, "f0_min": f0_min, "f0_max": f0_max, "mcd": mcd,
+            "espnet": espnet_settings(sample_rate) if espnet else None,
         },  # fmt: skip
         "unpaired": {"ref_only": ref_only, "gen_only": gen_only},
     }
@@ -140,10 +148,11 @@ def evaluate_folders(
     return results
 
 
-def _cell(value: Any, percent: bool) -> str:
+def table_cell(value: Any, form: str) -> str:
+    """One metric in a table: `form` "%" shows a share as a percentage, else a format spec; NaN/None as n/a."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    return f"{100.0 * value:.1f}" if percent else f"{value:.2f}"
+    return f"{100.0 * value:.1f}" if form == "%" else format(value, form)
 
 
 def format_table(results: Mapping[str, Any]) -> str:
@@ -152,28 +161,39 @@ def format_table(results: Mapping[str, Any]) -> str:
     rule = "| --- | " + " | ".join("---:" for _ in TABLE_COLUMNS) + " | ---: |"
     lines = [header, rule]
     for item in results["items"]:
-        cells = " | ".join(_cell(item[key], percent) for key, _, percent in TABLE_COLUMNS)
+        cells = " | ".join(table_cell(item.get(key), form) for key, _, form in TABLE_COLUMNS)
         lines.append(f"| {item['name']} | {cells} | {item['voiced_frames']} |")
     mean = results["mean"]
-    cells = " | ".join(_cell(mean[key], percent) for key, _, percent in TABLE_COLUMNS)
+    cells = " | ".join(table_cell(mean.get(key), form) for key, _, form in TABLE_COLUMNS)
     lines.append(f"| **mean** ({mean['items']} items) | {cells} | {mean['voiced_frames']} |")
     return "\n".join(lines)
 
 
+class Rendered(NamedTuple):
+    """A renderer's output: wav ``[S]`` and the F0 it was made from (``[T]`` Hz, 0 = unvoiced) or None."""
+
+    wav: torch.Tensor
+    f0_hz: torch.Tensor | None = None
+
+
 def render_test_split(
     dataset: Any,
-    renderers: dict[str, Callable[[dict[str, Any]], torch.Tensor]],
+    renderers: dict[str, Callable[[dict[str, Any]], torch.Tensor | Rendered]],
     out_dir: Path,
     audio: AudioSettings,
     device: torch.device,
     notes: dict[str, str] | None = None,
+    driving_labels: dict[str, str] | None = None,
+    report: bool = True,
 ) -> dict[str, Any]:
     """Render every item of `dataset` (one at a time) with each named renderer and evaluate each against the recordings.
 
     `renderers[name](batch)` gets a one-item batch on `device` (`tasks.svs_dataset.collate_singing`) and
-    returns the wav `[S]` (`S = frames * hop`). Writes `out_dir/reference/<item>.wav`,
-    `out_dir/<name>/<item>.wav` and `<name>/metrics.json`, then `out_dir/summary.json` (the mean row of
-    each, plus `notes`), and prints one table per renderer. Returns the summary.
+    returns the wav `[S]` (`S = frames * hop`), or a `Rendered` with the F0 it sang from. Writes
+    `out_dir/reference/<item>.wav`, `out_dir/<name>/<item>.wav` and `<name>/metrics.json`, then
+    `out_dir/summary.json` (the mean row of each, plus `notes`), and prints one table per renderer.
+    With `report`: also `out_dir/<name>/<item>.png` and `out_dir/report.html` (`inference.report`;
+    `driving_labels[name]` names the driving F0 curve). Returns the summary.
     """
     import torch  # only here: the standalone CLI evaluates wav folders without loading torch
 
@@ -181,26 +201,44 @@ def render_test_split(
 
     collate = dataset.collate_fn
     score_pitch: dict[str, np.ndarray] = {}
+    driving_f0: dict[str, dict[str, np.ndarray]] = {source: {} for source in renderers}
     rate = audio.sample_rate
+    names = []
     for index in range(len(dataset)):
         batch = collate([dataset[index]])
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         name = batch["names"][0]
+        names.append(name)
         with torch.no_grad():
             for source, render in renderers.items():
-                write_wav_atomic(out_dir / source / f"{name}.wav", render(batch).float().cpu().numpy(), rate)
+                output = render(batch)
+                rendered = output if isinstance(output, Rendered) else Rendered(output)
+                write_wav_atomic(out_dir / source / f"{name}.wav", rendered.wav.float().cpu().numpy(), rate)
+                if rendered.f0_hz is not None:
+                    driving_f0[source][name] = rendered.f0_hz.float().cpu().numpy().reshape(-1)
         write_wav_atomic(out_dir / "reference" / f"{name}.wav", batch["wav"][0, 0].float().cpu().numpy(), rate)
         score_pitch[name] = torch.repeat_interleave(batch["note_pitch"][0], batch["phone_frames"][0]).cpu().numpy()
     summary: dict[str, Any] = dict(notes or {})
+    all_results = {}
     for source in renderers:
         results = evaluate_folders(
             out_dir / "reference", out_dir / source, audio.sample_rate, audio.hop_size, audio.f0_min, audio.f0_max, audio.f0_extractor,
             score_pitch_frames=score_pitch,
         )  # fmt: skip
+        all_results[source] = results
         summary[source] = results["mean"]
         print(f"\n{source} -> {out_dir / source / 'metrics.json'}")
         print(format_table(results))
     write_text_atomic(out_dir / "summary.json", json.dumps(json_safe(summary), indent=1))
+    if report:
+        from inference.report import REPORT_FILE, write_html_report, write_item_pictures
+
+        system_dirs = {source: out_dir / source for source in renderers}
+        pictures = write_item_pictures(out_dir / "reference", system_dirs, names, audio, score_pitch, driving_f0, driving_labels)
+        notes_lines = [f"{key}: {value}" for key, value in (notes or {}).items()]
+        page = write_html_report(out_dir / REPORT_FILE, f"Test split: {out_dir}", out_dir / "reference", all_results, system_dirs,
+                                 pictures, notes_lines)  # fmt: skip
+        print(f"report: {page}")
     print(f"\nrendered {len(dataset)} test items into {out_dir}")
     return summary
 
@@ -227,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--f0_method", choices=F0_METHODS, help=f"pitch tracker (default {defaults.f0_extractor})")
     parser.add_argument("--f0_min", type=float, help=f"lowest F0 searched, Hz (default {defaults.f0_min:g})")
     parser.add_argument("--f0_max", type=float, help=f"highest F0 searched, Hz (default {defaults.f0_max:g})")
+    parser.add_argument("--no_report", action="store_true", help="skip the per-item PNGs and report.html")
+    parser.add_argument("--no_espnet", action="store_true", help="skip ESPnet's MCD and log-F0 RMSE (the slow WORLD/SPTK analysis)")
     return parser
 
 
@@ -250,10 +290,29 @@ def main() -> int:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = _audio_settings(args)
-    results = evaluate_folders(args.ref, args.gen, **settings)
+    results = evaluate_folders(args.ref, args.gen, espnet=not args.no_espnet, **settings)
     print(format_table(results))
     print(f"\n{args.gen / METRICS_FILE}")
+    if not args.no_report:
+        from inference.report import REPORT_FILE, write_html_report, write_item_pictures
+
+        audio = _report_audio(args, settings)
+        names = [item["name"] for item in results["items"]]
+        pictures = write_item_pictures(args.ref, {"generated": args.gen}, names, audio)
+        page = write_html_report(args.gen / REPORT_FILE, f"{args.gen} against {args.ref}", args.ref, {"generated": results},
+                                 {"generated": args.gen}, pictures)  # fmt: skip
+        print(page)
     return 0
+
+
+def _report_audio(args: argparse.Namespace, settings: Mapping[str, Any]) -> AudioSettings:
+    """The pictures' mel and F0 settings: ``--config``'s audio section (or the defaults) with the flags applied."""
+    audio = config_section(load_config(args.config), AudioSettings, "audio") if args.config is not None else AudioSettings()
+    rate = settings["sample_rate"]
+    return replace(
+        audio, sample_rate=rate, hop_size=settings["hop_size"], f0_min=settings["f0_min"], f0_max=settings["f0_max"],
+        f0_extractor=settings["f0_method"], fmax=min(audio.fmax, rate / 2),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

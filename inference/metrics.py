@@ -53,6 +53,12 @@ F0 against the score
     ``score_pitch_frames`` is the per-frame MIDI pitch at the same hop (0 = rest); it and the
     generated F0 track are trimmed to the shorter of the two.
 
+ESPnet2's metrics
+    ``mcd_espnet`` (dB) and ``log_f0_rmse_espnet`` (natural-log units) are ESPnet2's evaluate_mcd.py and
+    evaluate_f0.py definitions (`inference.espnet_metrics`: SPTK / WORLD analysis, fastdtw), computed on
+    the same pair so that a table can quote figures comparable with ESPnet's; NaN at a sample rate
+    ESPnet has no analysis setting for, or with ``espnet=False``.
+
 Missing values
     A metric with nothing to average (no frames voiced in both, no voiced frame under a note, no
     score given, every reference frame silent) is NaN for that item; `summarize` averages each metric
@@ -66,6 +72,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from inference.espnet_metrics import ESPNET_MCEP_PARAMS, espnet_metrics
 from preprocessor.audio import extract_f0, hz_to_midi, midi_to_hz
 
 # 10 / ln 10 * sqrt(2): turns a Euclidean distance between natural-log cepstra into dB.
@@ -117,7 +124,8 @@ class SingingMetrics:
     over frames voiced in both; vuv_error: over all compared F0 frames; in_tune_share: over
     generated voiced frames under a note (NaN without a score). voiced_frames: frames voiced in
     both; f0_frames: F0 frames compared (the shorter track); in_tune_frames: frames behind
-    in_tune_share; mcd_frames: DTW path pairs behind mcd_db.
+    in_tune_share; mcd_frames: DTW path pairs behind mcd_db. mcd_espnet, log_f0_rmse_espnet:
+    ESPnet2's definitions (`inference.espnet_metrics`), NaN when not computed.
     """
 
     mcd_db: float
@@ -129,13 +137,15 @@ class SingingMetrics:
     f0_frames: int
     in_tune_frames: int
     mcd_frames: int
+    mcd_espnet: float = float("nan")
+    log_f0_rmse_espnet: float = float("nan")
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
 
 # The float metrics `summarize` averages; the int fields are frame counts and are summed.
-METRIC_NAMES = ("mcd_db", "f0_rmse_cents", "semitone_accuracy", "vuv_error", "in_tune_share")
+METRIC_NAMES = ("mcd_db", "f0_rmse_cents", "semitone_accuracy", "vuv_error", "in_tune_share", "mcd_espnet", "log_f0_rmse_espnet")
 
 
 class MelCepstra(NamedTuple):
@@ -352,11 +362,13 @@ def evaluate_pair(
     f0_method: str,
     score_pitch_frames: np.ndarray | None = None,
     mcd_settings: MCDSettings = MCDSettings(),
+    espnet: bool = True,
 ) -> SingingMetrics:
     """All metrics of one generated wav against its reference (mono float ``[S]`` each, same rate).
 
     score_pitch_frames: optional ``[T]`` MIDI pitch per ``hop_size`` frame (0 = rest) for
-    ``in_tune_share``; without it that metric is NaN.
+    ``in_tune_share``; without it that metric is NaN. espnet: also compute ESPnet2's two metrics
+    (WORLD/SPTK analysis, a few seconds per item on a CPU); NaN at a rate ESPnet has no setting for.
     """
     ref_wav = np.asarray(ref_wav, dtype=np.float32)
     gen_wav = np.asarray(gen_wav, dtype=np.float32)
@@ -365,6 +377,10 @@ def evaluate_pair(
     gen_f0 = extract_f0(gen_wav, sample_rate, hop_size, len(gen_wav) // hop_size, f0_min, f0_max, f0_method).f0_hz
     f0 = compare_f0(ref_f0, gen_f0)
     tuning = TuningResult(float("nan"), 0) if score_pitch_frames is None else in_tune_share(gen_f0, np.asarray(score_pitch_frames))
+    nan = float("nan")
+    espnet_mcd_db, espnet_log_f0 = nan, nan
+    if espnet and sample_rate in ESPNET_MCEP_PARAMS:
+        espnet_mcd_db, espnet_log_f0, _, _ = espnet_metrics(ref_wav, gen_wav, sample_rate)
     return SingingMetrics(
         mcd_db=mcd_db,
         f0_rmse_cents=f0.f0_rmse_cents,
@@ -375,6 +391,8 @@ def evaluate_pair(
         f0_frames=f0.frames,
         in_tune_frames=tuning.frames,
         mcd_frames=mcd_frames,
+        mcd_espnet=espnet_mcd_db,
+        log_f0_rmse_espnet=espnet_log_f0,
     )
 
 

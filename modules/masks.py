@@ -58,6 +58,16 @@ class RandomSegments(NamedTuple):
     mask: torch.Tensor  # [B, 1, segment_size], 1 on frames inside the item
 
 
+@torch.compiler.disable
+def _uniform_on_cpu(batch: int, generator: torch.Generator | None) -> torch.Tensor:
+    """`[batch]` uniform draws from the CPU generator (the same stream on CPU and GPU runs).
+
+    Kept out of torch.compile graphs: under dynamic shapes the batch size is symbolic, and a draw
+    from an explicit generator with a symbolic size cannot be traced.
+    """
+    return torch.rand(int(batch), generator=generator, device="cpu")
+
+
 def rand_slice_segments(x: torch.Tensor, lengths: torch.Tensor, segment_size: int, generator: torch.Generator | None = None) -> RandomSegments:
     """Pick one random window of `segment_size` frames per item that stays inside its length.
 
@@ -73,6 +83,6 @@ def rand_slice_segments(x: torch.Tensor, lengths: torch.Tensor, segment_size: in
     if segment_size <= 0:
         raise ValueError(f"segment_size must be positive, got {segment_size}")
     n_starts = (lengths - segment_size + 1).clamp(min=1)  # number of admissible starts per item
-    uniform = torch.rand(lengths.shape, generator=generator, device="cpu").to(lengths.device)
+    uniform = _uniform_on_cpu(lengths.shape[0], generator).to(lengths.device)
     starts = (uniform * n_starts).long().clamp(max=n_starts - 1)
     return RandomSegments(slice_segments(x, starts, segment_size), starts, segment_mask(lengths, starts, segment_size))

@@ -194,7 +194,7 @@ class FS2SingerTask(BaseTask):
         mean, `inference.evaluate`), `summary.json` and a printed table. The vocoder: `infer.vocoder_exp`
         (an experiment beside this one, e.g. `--hparams infer.vocoder_exp=csd_hifigan`) or `infer.vocoder_ckpt`.
         """
-        from inference.evaluate import render_test_split
+        from inference.evaluate import Rendered, render_test_split
 
         s = self.infer_settings
         if (s.vocoder_exp is None) == (s.vocoder_ckpt is None):
@@ -207,9 +207,9 @@ class FS2SingerTask(BaseTask):
         generator = vocoder.build(vocoder.only(VOCODER, "HiFi-GAN vocoder")).to(self.device).eval()
         acoustic = self.raw_models["acoustic"]
 
-        def from_score(batch: dict[str, Any]) -> torch.Tensor:
+        def from_score(batch: dict[str, Any]) -> Rendered:
             out = acoustic.infer(*batch["score"], speaker_id=batch["speaker_id"])
-            return generator(out.mel, out.frame_mask, f0=out.f0_hz)[0, 0]
+            return Rendered(generator(out.mel, out.frame_mask, f0=out.f0_hz)[0, 0], out.f0_hz[0])
 
         render_test_split(
             self.build_dataset(split, whole=True), {"score": from_score}, self.infer_dir(work_dir, split), self.audio,

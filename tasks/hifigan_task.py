@@ -225,12 +225,14 @@ class HiFiGANTask(GANTask):
         Output: `work_dir/infer/step<N>/{reference,gt_mel}/<item>.wav`, `gt_mel/metrics.json`, `summary.json`
         and a printed table (`inference.evaluate`).
         """
-        from inference.evaluate import render_test_split
+        from inference.evaluate import Rendered, render_test_split
 
         generator = self.raw_models["generator"]
 
-        def from_recorded_mel(batch: dict[str, Any]) -> torch.Tensor:
-            return generator(batch["mel"], length_mask(batch["frame_lengths"], batch["mel"].size(2)), f0=batch["f0"])[0, 0]
+        def from_recorded_mel(batch: dict[str, Any]) -> Rendered:
+            mask = length_mask(batch["frame_lengths"], batch["mel"].size(2))
+            return Rendered(generator(batch["mel"], mask, f0=batch["f0"])[0, 0], batch["f0"][0])
 
         out_dir = self.infer_dir(work_dir, split)
-        render_test_split(self.build_dataset(split, whole=True), {"gt_mel": from_recorded_mel}, out_dir, self.audio, self.device)
+        render_test_split(self.build_dataset(split, whole=True), {"gt_mel": from_recorded_mel}, out_dir, self.audio, self.device,
+                          driving_labels={"gt_mel": "F0 given (extracted from the recording)"})  # fmt: skip

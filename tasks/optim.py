@@ -16,13 +16,23 @@ from config.errors import UserInputError
 from model_io.class_path import import_class
 
 
+# Optimizers with a fused CUDA kernel (one launch for every parameter instead of a few per tensor).
+FUSED_CAPABLE = (torch.optim.AdamW, torch.optim.Adam)
+
+
 def build_optimizer(
-    optimizer_cls: str, optimizer_kwargs: dict[str, Any], params: Iterable[torch.nn.Parameter], where: str
+    optimizer_cls: str, optimizer_kwargs: dict[str, Any], params: Iterable[torch.nn.Parameter], where: str, fused: bool = False
 ) -> Optimizer:
-    """`optimizer_cls(params, **optimizer_kwargs)`; bad names or arguments name `where` (e.g. "optimizers.generator")."""
+    """`optimizer_cls(params, **optimizer_kwargs)`; bad names or arguments name `where` (e.g. "optimizers.generator").
+
+    fused: add ``fused=True`` for Adam/AdamW unless the YAML sets ``fused`` itself (the trainer asks
+    for it when every parameter is on a CUDA device; the fused step is numerically the same update).
+    """
     cls = import_class(optimizer_cls, f"{where}.optimizer_cls", "torch.optim.AdamW")
     if not issubclass(cls, Optimizer):
         raise UserInputError(f"{where}.optimizer_cls: {optimizer_cls} is not a torch.optim.Optimizer subclass")
+    if fused and issubclass(cls, FUSED_CAPABLE) and "fused" not in optimizer_kwargs and "foreach" not in optimizer_kwargs:
+        optimizer_kwargs = {**optimizer_kwargs, "fused": True}
     try:
         return cls(list(params), **optimizer_kwargs)
     except (TypeError, ValueError) as error:

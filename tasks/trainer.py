@@ -117,6 +117,11 @@ class Trainer:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts; required by the flag below
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
+        if self.device.type == "cuda":
+            # TF32 tensor cores for fp32 matmuls and convolutions (Ampere and later): ~10-bit mantissa
+            # products with fp32 accumulation, the usual trade for GAN vocoders; `trainer.tf32: false` turns it off.
+            torch.backends.cuda.matmul.allow_tf32 = self.cfg.tf32
+            torch.backends.cudnn.allow_tf32 = self.cfg.tf32
         seed_everything(self.cfg.seed)
         models = self.task.build_models()
         if not isinstance(models, dict) or not models:
@@ -171,7 +176,8 @@ class Trainer:
             params = [p for m in model_names for p in self.raw_models[m].parameters() if p.requires_grad]
             if not params:
                 raise UserInputError(f"config: '{where}' has no trainable parameters (its models are frozen); remove it or unfreeze")
-            optimizer = build_optimizer(spec.optimizer_cls, spec.optimizer_kwargs, params, where)
+            fused = self.cfg.fused_optimizer and all(p.device.type == "cuda" for p in params)
+            optimizer = build_optimizer(spec.optimizer_cls, spec.optimizer_kwargs, params, where, fused=fused)
             self.optimizers[name] = optimizer
             self.schedulers[name] = build_scheduler(optimizer, spec.scheduler_cls, spec.scheduler_kwargs, spec.warmup_updates, where)
             self.params[name] = params
@@ -196,6 +202,24 @@ class Trainer:
                     model, device_ids=device_ids, find_unused_parameters=self.cfg.ddp_find_unused_parameters
                 )
         self.task.models = self.train_models
+
+    def _compile_models(self) -> None:
+        """`trainer.compile`: torch.compile every model that trains (after DDP wrapping, as PyTorch advises).
+
+        Only the training forward passes go through the compiled modules; validation, inference and
+        checkpoints use the raw models, so checkpoints of compiled and plain runs are interchangeable.
+        Shapes change from batch to batch (bucketed lengths), so dynamic shapes are on from the start.
+        `trainer.compile_backend`: "inductor" (generated kernels, the GPU setting) or a lighter one such as
+        "aot_eager" (the same graph capture and autograd tracing, no code generation: the CPU test).
+        """
+        if not self.cfg.compile:
+            return
+        for name, model in self.train_models.items():
+            if any(p.requires_grad for p in model.parameters()):
+                self.train_models[name] = torch.compile(model, dynamic=True, backend=self.cfg.compile_backend)
+        self.task.models = self.train_models
+        compiled = [n for n, m in self.train_models.items() if m is not self.raw_models[n]]
+        self.log.info("torch.compile (%s backend): %s", self.cfg.compile_backend, ", ".join(compiled))
 
     def _build_train_data(self) -> None:
         dataset = check_dataset(self.task.build_dataset("train"), "train", self.task_name)
@@ -483,6 +507,7 @@ class Trainer:
                               report.loaded, self.cfg.finetune_ckpt_path, report.ignored, len(report.kept_init), report.unused)
             seed_everything(derive_seed(self.cfg.seed, "train", self.ctx.rank))
         self._wrap_for_ddp()
+        self._compile_models()
         # DDP reduces a module's gradients in the first backward after a synchronised forward. A GAN
         # reuses the generator output of its first turn in the second; with several micro-batches per
         # turn those forwards and backwards no longer pair up, and DDP would reduce one micro-batch

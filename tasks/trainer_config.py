@@ -27,6 +27,10 @@ class TrainerConfig:
     seed: int = 1234
     device: str = "auto"
     precision: str = "fp32"
+    compile: bool = False
+    compile_backend: str = "inductor"
+    tf32: bool = True
+    fused_optimizer: bool = True
     deterministic: bool = False
     accumulate_grad_batches: int = 1
     grad_clip_norm: float | None = None

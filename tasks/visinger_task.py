@@ -218,18 +218,22 @@ class VISingerTask(GANTask):
         Output: `work_dir/infer/step<N>/{reference,score,posterior}/<item>.wav`, `metrics.json` in
         `score/` and `posterior/` (per item and mean), and `summary.json` + a printed table.
         """
-        from inference.evaluate import render_test_split
+        from inference.evaluate import Rendered, render_test_split
 
         out_dir = self.infer_dir(work_dir, split)
         generator = self.raw_models["generator"]
         torch.manual_seed(0)  # the prior's sample: the same renders for the same checkpoint
 
-        def from_score(batch: dict[str, Any]) -> torch.Tensor:
-            return self._infer_from_score(batch, self.validation.noise_scale).wav[0, 0]
+        def from_score(batch: dict[str, Any]) -> Rendered:
+            out = self._infer_from_score(batch, self.validation.noise_scale)
+            return Rendered(out.wav[0, 0], out.f0_pred[0])
 
-        def from_posterior(batch: dict[str, Any]) -> torch.Tensor:
+        def from_posterior(batch: dict[str, Any]) -> Rendered:
             spec = self._linear_spec(batch)
-            return generator.infer_from_posterior(spec, batch["frame_lengths"], batch["speaker_id"], f0=batch["f0"])[0, 0]
+            wav = generator.infer_from_posterior(spec, batch["frame_lengths"], batch["speaker_id"], f0=batch["f0"])[0, 0]
+            return Rendered(wav, batch["f0"][0])
 
         dataset = self.build_dataset(split, whole=True)
-        render_test_split(dataset, {"score": from_score, "posterior": from_posterior}, out_dir, self.audio, self.device)
+        labels = {"score": "predicted F0", "posterior": "F0 given (extracted from the recording)"}
+        render_test_split(dataset, {"score": from_score, "posterior": from_posterior}, out_dir, self.audio, self.device,
+                          driving_labels=labels)  # fmt: skip

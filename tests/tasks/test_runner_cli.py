@@ -174,3 +174,47 @@ def test_torchrun_two_ranks_agree_and_match_one_process(tmp_path, accumulate):
     single = weights(checkpoint_of(root / "single"))
     for name, tensor in weights(rank0).items():
         torch.testing.assert_close(tensor, single[name], rtol=1e-5, atol=1e-6)
+
+
+def _free_loopback_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_torchrun_two_nodes_c10d_rendezvous_on_localhost(tmp_path):
+    """Two `torchrun --nnodes 2` agents on this machine (c10d rendezvous, gloo), as two hosts would run
+    them (docs/RUNNER.md): a few updates, and both ranks end with the same weights as rank 0's checkpoint.
+    Everything binds to 127.0.0.1 (the rendezvous store, the agents' addresses and gloo's sockets)."""
+    root, dump = tmp_path / "ck", tmp_path / "dump"
+    dump.mkdir()
+    port = _free_loopback_port()
+    env = {**subprocess_env(), "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1"}
+    hparams = f"{EXACT},tiny.dump_dir={dump}"
+    agents = []
+    for node in range(2):
+        command = [
+            PYTHON, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1", "--rdzv_backend", "c10d",
+            "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "two-node-test", "--local_addr", "127.0.0.1",
+            "--max_restarts", "0", RUN_PY, "--config", str(GAN), "--exp_name", "nodes", "--work_dir_root", str(root),
+            "--hparams", hparams,
+        ]  # fmt: skip
+        agents.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    try:
+        for agent in agents:
+            outputs.append(agent.communicate(timeout=300))
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                agent.kill()
+    assert [agent.returncode for agent in agents] == [0, 0], "\n".join(err[-2000:] for _, err in outputs)
+    rank0, rank1 = (torch.load(dump / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0["global_step"] == rank1["global_step"] == 4
+    assert_identical(weights(rank0), weights(rank1))
+    assert_identical(weights(rank0), weights(checkpoint_of(root / "nodes")))
+    seen0 = {i for batch in rank0["seen"] for i in batch}
+    seen1 = {i for batch in rank1["seen"] for i in batch}
+    assert seen0.isdisjoint(seen1) and len(seen0) == len(seen1) == 16  # each node trained on its own half

@@ -132,9 +132,21 @@ def test_runner_trains_then_infer_renders_and_evaluates_the_test_split(demo_bina
         metrics = json.loads((out / source / "metrics.json").read_text())
         assert len(metrics["items"]) == len(names)
         assert math.isfinite(metrics["mean"]["mcd_db"]) and metrics["mean"]["mcd_db"] > 0
+        # ESPnet2's two metrics, per item and in the mean (the tiny model sings: both are finite)
+        assert all(math.isfinite(item["mcd_espnet"]) for item in metrics["items"])
+        assert metrics["mean"]["mcd_espnet"] > 0 and metrics["mean"]["log_f0_rmse_espnet_items"] >= 1
+        for name in names:  # one picture per item and source: score roll + F0 curves + two mels
+            png = out / source / name.replace(".wav", ".png")
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == {"score", "posterior"}
-    assert "MCD" in infer.stdout
+    assert "MCD" in infer.stdout and "MCD ESPnet" in infer.stdout
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("<audio ") == 3 * len(names)  # recording + two sources per item
+    for name in names:
+        stem = name.replace(".wav", "")
+        assert f'src="reference/{stem}.wav"' in page and f'src="score/{stem}.png"' in page and f'src="posterior/{stem}.png"' in page
+    assert "MCD ESPnet (dB)" in page and "<td>score</td>" in page
     tb_files = list((tmp_path / "tiny" / "tb").rglob("events.out.tfevents.*"))
     assert tb_files, "TensorBoard events were written"
 
