@@ -31,6 +31,12 @@ def singing(singer, frontend, tmp_path) -> WebSinging:
     return WebSinging({"tiny": singer}, tmp_path / "work", frontend=frontend)
 
 
+@pytest.fixture(scope="module")
+def short_song(tmp_path_factory) -> Path:
+    """Three notes, 1.5 s: for the tests that render several times."""
+    return write_melody(tmp_path_factory.mktemp("short") / "short.mid", melody((60, "가"), (62, "나"), (64, "다")))
+
+
 @pytest.fixture()
 def handlers(singing) -> PageHandlers:
     return PageHandlers(singing, [SANCHAEK, BYEOL])
@@ -95,8 +101,8 @@ def test_edited_lyrics_are_sung(singing):
     assert [changed.score.notes[i].lyric for i in first.note_indices] == list(new_text)
     assert [n.pitch for n in changed.score.notes] == [n.pitch for n in view.score.notes]
     assert singing.with_lyrics(changed, [p.lyrics for p in changed.phrases]) is changed  # no change, no new file
-    original = read_pcm(singing.render(view, "tiny").wav_path)[0]
-    sung = read_pcm(singing.render(changed, "tiny").wav_path)[0]
+    original = read_pcm(singing.render(view, "tiny", plot=False).wav_path)[0]
+    sung = read_pcm(singing.render(changed, "tiny", plot=False).wav_path)[0]
     assert len(sung) == len(original) and not np.array_equal(sung, original)
 
 
@@ -154,9 +160,9 @@ def test_render_errors_are_shown_and_the_next_render_works(handlers):
     assert sf.info(wav).duration == pytest.approx(view.score.total_seconds, abs=0.02)
 
 
-def test_two_renders_at_once_both_finish_as_alone(singing):
-    view = singing.open_score(BYEOL)
-    alone = {shift: read_pcm(singing.render(view, "tiny", key_shift=shift).wav_path)[0] for shift in (0, 3)}
+def test_two_renders_at_once_both_finish_as_alone(singing, short_song):
+    view = singing.open_score(short_song)
+    alone = {shift: read_pcm(singing.render(view, "tiny", key_shift=shift, plot=False).wav_path)[0] for shift in (0, 3)}
     results, errors = {}, []
     start = threading.Barrier(2)
 
@@ -177,12 +183,12 @@ def test_two_renders_at_once_both_finish_as_alone(singing):
         assert np.array_equal(results[shift], samples)
 
 
-def test_old_renders_are_deleted_and_everything_stays_in_the_work_dir(singer, frontend, tmp_path):
+def test_old_renders_are_deleted_and_everything_stays_in_the_work_dir(singer, frontend, tmp_path, short_song):
     singing = WebSinging({"tiny": singer}, tmp_path / "work", frontend=frontend, keep_renders=1)
-    view = singing.open_score(BYEOL)
+    view = singing.open_score(short_song)
     first = singing.render(view, "tiny")
-    second = singing.render(view, "tiny")
-    assert not first.wav_path.exists() and second.wav_path.is_file()
+    second = singing.render(view, "tiny", plot=False)
+    assert not first.wav_path.exists() and not first.plot_path.exists() and second.wav_path.is_file() and second.plot_path is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
 
 
@@ -212,5 +218,5 @@ def test_a_score_of_another_format_is_shown_edited_and_sung(singing, tmp_path):
     with pytest.raises(UserInputError) as error:
         singing.with_lyrics(view, ["가나-", "마바사"])
     assert "line 2" in str(error.value) and "3 syllables but phrase 2 of song.ustx has 2 notes" in str(error.value)
-    rendering = singing.render(changed, "tiny")
+    rendering = singing.render(changed, "tiny", plot=False)
     assert sf.info(rendering.wav_path).duration == pytest.approx(view.score.total_seconds, abs=0.02)
