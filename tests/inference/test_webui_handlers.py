@@ -1,6 +1,7 @@
 """The web page's handlers without a browser: score view, lyric edits, renders, errors, concurrency, files."""
 from __future__ import annotations
 
+import html
 import threading
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def test_a_bad_file_shows_the_cli_line_without_the_server_paths(handlers, singin
     view, rows, status = handlers.open_upload(str(upload))
     assert view is None and rows == []
     expected = error_line(cli_error.value).replace(str(upload), upload.name)
-    assert f'<p class="error">{expected}</p>' == status.replace("&#x27;", "'").replace("&quot;", '"')
+    assert f'<p class="error">{expected}</p>' == html.unescape(status)
     assert str(singing.work_dir) not in status and "broken.mid" in status
 
 
@@ -119,7 +120,7 @@ def test_a_wrong_syllable_count_is_the_cli_message_and_keeps_the_view(handlers, 
     assert kept is view and lyrics_column(shown) == bad  # the user's text stays in the table to be fixed
     expected = error_line(cli_error.value).replace(str(tmp_path) + "/", "")
     assert expected.startswith("error: sanchaek.txt: ") and "line 2" in expected
-    assert expected in status.replace("&#x27;", "'")
+    assert expected in html.unescape(status)
 
 
 def test_a_lyric_that_is_not_hangul_is_the_frontends_message(handlers):
@@ -220,3 +221,23 @@ def test_a_score_of_another_format_is_shown_edited_and_sung(singing, tmp_path):
     assert "line 2" in str(error.value) and "3 syllables but phrase 2 of song.ustx has 2 notes" in str(error.value)
     rendering = singing.render(changed, "tiny", plot=False)
     assert sf.info(rendering.wav_path).duration == pytest.approx(view.score.total_seconds, abs=0.02)
+
+
+def test_a_multi_speaker_model_and_a_second_model_are_offered(singer, frontend, tiny_experiment, tmp_path, short_song):
+    from dataclasses import replace
+
+    from tests.inference.conftest import tiny_config, tiny_generator
+
+    config = tiny_config(tiny_experiment.binary_dir, "model.n_speakers=2,model.gin_channels=8")
+    duet = replace(singer, generator=tiny_generator(config, seed=1), config=config)
+    singing = WebSinging({"tiny": singer, "duet": duet}, tmp_path / "work", frontend=frontend)
+    handlers = PageHandlers(singing, [])
+    assert singing.model_names == ["tiny", "duet"]
+    assert handlers.speaker_choices("duet")["visible"] is True and handlers.speaker_choices("duet")["choices"] == [0, 1]
+    assert handlers.speaker_choices("tiny")["visible"] is False
+    view = singing.open_score(short_song)
+    voices = [read_pcm(singing.render(view, "duet", speaker=s, plot=False).wav_path)[0] for s in (0, 1)]
+    assert len(voices[0]) == len(voices[1]) and not np.array_equal(*voices)  # the speaker reaches the model
+    rows = view.rows()
+    assert "--speaker 2" in handlers.render(view, rows, "duet", 0, 0.667, 2)[-1]
+    assert "model 'other': not loaded" in html.unescape(handlers.render(view, rows, "other", 0, 0.667, 0)[-1])
