@@ -174,14 +174,7 @@ def test_upload_render_listen_and_download(browser, server, tiny_experiment):
     browser.find_element(By.ID, "render").click()
     wait_for(browser, lambda d: "sang sanchaek.mid" in status_text(d) or "error" in status_text(d), RENDER_SECONDS, "the render")
     assert "error" not in status_text(browser)
-    duration = wait_for(
-        browser,
-        lambda d: d.execute_script(
-            "const a = document.querySelector('#sung-audio audio'); return a && a.readyState >= 1 && isFinite(a.duration) ? a.duration : null"
-        ),
-        60,
-        "the audio element's metadata",
-    )
+    duration = wait_for(browser, audio_duration, 60, "the audio element's metadata")
     # The wav spans the score to the frame (the last note's end rounded to a hop).
     assert abs(duration - score.total_seconds) <= frame
 
@@ -218,6 +211,38 @@ def test_a_bad_file_shows_the_error_line_and_the_server_goes_on(browser, server,
     option[0].click()
     wait_for(browser, lambda d: status_text(d).startswith("byeol.mid:"), 120, "the example to load")
     assert table_lyrics(browser) == [phrase.lyrics for phrase in phrases_of(read_score(BYEOL))]
+
+
+def audio_duration(driver) -> float | None:
+    return driver.execute_script(
+        "const a = document.querySelector('#sung-audio audio'); return a && a.readyState >= 1 && isFinite(a.duration) ? a.duration : null"
+    )
+
+
+def test_two_renders_at_once_both_finish(browser, server, tiny_experiment):
+    """Two tabs (two sessions) press Render one right after the other; each gets the audio of its own score."""
+    from selenium.webdriver.common.by import By
+
+    audio = config_section(tiny_experiment.config, AudioSettings, "audio")
+    frame = audio.hop_size / audio.sample_rate
+    tabs = {}
+    for score in (BYEOL, SANCHAEK):
+        if tabs:
+            browser.switch_to.new_window("tab")
+        open_page(browser, server)
+        upload(browser, score)
+        wait_for(browser, lambda d: status_text(d).startswith(f"{score.name}:"), 120, f"{score.name} to load")
+        tabs[score] = browser.current_window_handle
+    for handle in tabs.values():  # both renders are queued before either can finish
+        browser.switch_to.window(handle)
+        browser.find_element(By.ID, "render").click()
+    for score, handle in tabs.items():
+        browser.switch_to.window(handle)
+        wait_for(browser, lambda d: f"sang {score.name}" in status_text(d) or "error" in status_text(d), RENDER_SECONDS, f"the render of {score.name}")
+        duration = wait_for(browser, audio_duration, 60, "the audio element's metadata")
+        assert abs(duration - read_score(score).total_seconds) <= frame, score.name
+    browser.close()
+    browser.switch_to.window(tabs[BYEOL])
 
 
 def test_the_page_fetches_nothing_from_the_network(browser, server):
