@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from config.errors import UserInputError, error_line
-from inference.model_loading import load_singer
+from inference.api import Singer
 from inference.render import render_score
 from inference.webui import PageHandlers, build_parser, lyrics_column, model_sources
 from inference.webui_handlers import LYRICS_COLUMN, TABLE_HEADERS, WebSinging, phrases_of
@@ -24,7 +24,7 @@ BYEOL = REPO_ROOT / "data" / "examples" / "byeol.mid"
 
 @pytest.fixture(scope="module")
 def singer(tiny_experiment):
-    return load_singer(ckpt=tiny_experiment.checkpoint)
+    return Singer.load(tiny_experiment.checkpoint, device="cpu")
 
 
 @pytest.fixture()
@@ -142,7 +142,7 @@ def test_a_render_is_the_clis_render(singing, singer, tmp_path):
     assert rate == singer.audio.sample_rate and subtype == "PCM_16"
     assert len(samples) == round(view.score.total_seconds * rate / hop) * hop
     assert rendering.seconds == pytest.approx(len(samples) / rate)
-    _, result, _ = render_score(singer, BYEOL, tmp_path / "cli.wav", key_shift=2, noise_scale=0.3, seed=0)
+    render_score(singer, BYEOL, tmp_path / "cli.wav", key_shift=2, noise_scale=0.3, seed=0)
     assert np.array_equal(read_pcm(tmp_path / "cli.wav")[0], samples)  # the CLI's path, the same samples
     assert rendering.in_tune.frames > 0 and 0.0 <= rendering.in_tune.in_tune_share <= 1.0
     assert "in tune" in rendering.summary()
@@ -224,12 +224,11 @@ def test_a_score_of_another_format_is_shown_edited_and_sung(singing, tmp_path):
 
 
 def test_a_multi_speaker_model_and_a_second_model_are_offered(singer, frontend, tiny_experiment, tmp_path, short_song):
-    from dataclasses import replace
-
-    from tests.inference.conftest import tiny_config, tiny_generator
+    from tests.inference.conftest import tiny_config, tiny_generator, write_runner_checkpoint
 
     config = tiny_config(tiny_experiment.binary_dir, "model.n_speakers=2,model.gin_channels=8")
-    duet = replace(singer, generator=tiny_generator(config, seed=1), config=config)
+    checkpoint = write_runner_checkpoint(tmp_path / "duet" / "model_ckpt_steps_1.pt", config, {"generator": tiny_generator(config, seed=1).state_dict()})
+    duet = Singer.load(checkpoint, device="cpu")
     singing = WebSinging({"tiny": singer, "duet": duet}, tmp_path / "work", frontend=frontend)
     handlers = PageHandlers(singing, [])
     assert singing.model_names == ["tiny", "duet"]
