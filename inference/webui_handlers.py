@@ -116,7 +116,7 @@ class Rendering:
     """One render: the wav and its PNG (piano roll + F0, mel), and the measured F0's tuning against the score."""
 
     wav_path: Path
-    plot_path: Path
+    plot_path: Path | None  # None when asked for no picture
     seconds: float
     sample_rate: int
     phrases: int
@@ -217,7 +217,9 @@ class WebSinging:
         with self._lock:
             self.frontend.phonemize(list(score.notes), source=str(score.source))
 
-    def render(self, view: ScoreView, model: str, key_shift: int = 0, noise_scale: float = DEFAULT_NOISE_SCALE, speaker: int = 0, seed: int = 0) -> Rendering:
+    def render(
+        self, view: ScoreView, model: str, key_shift: int = 0, noise_scale: float = DEFAULT_NOISE_SCALE, speaker: int = 0, seed: int = 0, plot: bool = True
+    ) -> Rendering:
         """Sing `view` with `model` as the CLI does (`render_score`); the wav and its PNG land in a fresh folder under `work_dir`."""
         singer = self._singer(model)
         if not float(noise_scale) >= 0:
@@ -229,7 +231,7 @@ class WebSinging:
             audio = singer.audio
             sung = render_score(
                 singer, view.score_path, wav_path, key_shift=int(key_shift), speaker=int(speaker), noise_scale=float(noise_scale),
-                plot=True, seed=seed, score=view.score,
+                plot=plot, seed=seed, score=view.score,
             )  # fmt: skip
             result, warnings = sung.synthesis, sung.warnings
         elapsed = time.perf_counter() - started
@@ -239,7 +241,7 @@ class WebSinging:
         self._forget_old_renders(folder)
         return Rendering(
             wav_path=wav_path,
-            plot_path=wav_path.with_suffix(".png"),
+            plot_path=wav_path.with_suffix(".png") if plot else None,
             seconds=len(result.wav) / result.sample_rate,
             sample_rate=result.sample_rate,
             phrases=result.phrases,

@@ -28,8 +28,9 @@ from preprocessor.scores.midi_reader import read_score
 from tests.inference.conftest import REPO_ROOT, SANCHAEK, cli_env
 
 BYEOL = REPO_ROOT / "data" / "examples" / "byeol.mid"
-CHROMIUM = "/usr/bin/chromium"  # Debian's packages: chromium, chromium-driver
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Debian's packages chromium and chromium-driver; another installed chromium can be named by these variables.
+CHROMIUM = os.environ.get("SVS_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("SVS_CHROMEDRIVER", "/usr/bin/chromedriver")
 SERVER_START_SECONDS = 240  # torch + gradio imports and the g2pk load, on a shared 2-core machine
 RENDER_SECONDS = 180
 
@@ -92,27 +93,33 @@ def server(tiny_experiment, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(server, tmp_path_factory):
-    """Headless Debian chromium (never one downloaded at run time), downloads into a folder of its own."""
+def chromium() -> tuple[str, str]:
+    """(browser, driver) paths; a skip with the reason when they are missing, a failure under CI."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).is_file()]
     if missing:
         reason = f"{' and '.join(missing)} not found: install Debian's chromium and chromium-driver packages (apt-get install chromium chromium-driver)"
         if _in_ci():
             pytest.fail(f"CI is set but {reason}")
         pytest.skip(reason)
+    return CHROMIUM, CHROMEDRIVER
+
+
+@pytest.fixture(scope="module")
+def browser(chromium, server, tmp_path_factory):
+    """Headless Debian chromium (never one downloaded at run time), downloads into a folder of its own."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium[0]
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1600", "--autoplay-policy=no-user-gesture-required"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False})
     # The Debian driver and browser are given, so Selenium Manager has nothing to find; offline, it fetches nothing either.
     os.environ.setdefault("SE_OFFLINE", "true")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
     yield driver
@@ -153,7 +160,7 @@ def table_lyrics(driver) -> list[str]:
     )
 
 
-def test_upload_render_listen_and_download(server, browser, tiny_experiment):
+def test_upload_render_listen_and_download(browser, server, tiny_experiment):
     from selenium.webdriver.common.by import By
 
     audio = config_section(tiny_experiment.config, AudioSettings, "audio")
@@ -167,14 +174,7 @@ def test_upload_render_listen_and_download(server, browser, tiny_experiment):
     browser.find_element(By.ID, "render").click()
     wait_for(browser, lambda d: "sang sanchaek.mid" in status_text(d) or "error" in status_text(d), RENDER_SECONDS, "the render")
     assert "error" not in status_text(browser)
-    duration = wait_for(
-        browser,
-        lambda d: d.execute_script(
-            "const a = document.querySelector('#sung-audio audio'); return a && a.readyState >= 1 && isFinite(a.duration) ? a.duration : null"
-        ),
-        60,
-        "the audio element's metadata",
-    )
+    duration = wait_for(browser, audio_duration, 60, "the audio element's metadata")
     # The wav spans the score to the frame (the last note's end rounded to a hop).
     assert abs(duration - score.total_seconds) <= frame
 
@@ -191,7 +191,7 @@ def test_upload_render_listen_and_download(server, browser, tiny_experiment):
     assert browser.execute_script("const i = document.querySelector('#plot img'); return !!i && i.naturalWidth > 0")
 
 
-def test_a_bad_file_shows_the_error_line_and_the_server_goes_on(server, browser, tmp_path):
+def test_a_bad_file_shows_the_error_line_and_the_server_goes_on(browser, server, tmp_path):
     from selenium.webdriver.common.by import By
 
     broken = tmp_path / "broken.mid"
@@ -213,7 +213,39 @@ def test_a_bad_file_shows_the_error_line_and_the_server_goes_on(server, browser,
     assert table_lyrics(browser) == [phrase.lyrics for phrase in phrases_of(read_score(BYEOL))]
 
 
-def test_the_page_fetches_nothing_from_the_network(server, browser):
+def audio_duration(driver) -> float | None:
+    return driver.execute_script(
+        "const a = document.querySelector('#sung-audio audio'); return a && a.readyState >= 1 && isFinite(a.duration) ? a.duration : null"
+    )
+
+
+def test_two_renders_at_once_both_finish(browser, server, tiny_experiment):
+    """Two tabs (two sessions) press Render one right after the other; each gets the audio of its own score."""
+    from selenium.webdriver.common.by import By
+
+    audio = config_section(tiny_experiment.config, AudioSettings, "audio")
+    frame = audio.hop_size / audio.sample_rate
+    tabs = {}
+    for score in (BYEOL, SANCHAEK):
+        if tabs:
+            browser.switch_to.new_window("tab")
+        open_page(browser, server)
+        upload(browser, score)
+        wait_for(browser, lambda d: status_text(d).startswith(f"{score.name}:"), 120, f"{score.name} to load")
+        tabs[score] = browser.current_window_handle
+    for handle in tabs.values():  # both renders are queued before either can finish
+        browser.switch_to.window(handle)
+        browser.find_element(By.ID, "render").click()
+    for score, handle in tabs.items():
+        browser.switch_to.window(handle)
+        wait_for(browser, lambda d: f"sang {score.name}" in status_text(d) or "error" in status_text(d), RENDER_SECONDS, f"the render of {score.name}")
+        duration = wait_for(browser, audio_duration, 60, "the audio element's metadata")
+        assert abs(duration - read_score(score).total_seconds) <= frame, score.name
+    browser.close()
+    browser.switch_to.window(tabs[BYEOL])
+
+
+def test_the_page_fetches_nothing_from_the_network(browser, server):
     """Every request the browser made in these tests went to the local server (no fonts, CDN, analytics)."""
     local = server.url.rstrip("/")
     urls = set()

@@ -1,6 +1,7 @@
 """The web page's handlers without a browser: score view, lyric edits, renders, errors, concurrency, files."""
 from __future__ import annotations
 
+import html
 import threading
 from pathlib import Path
 
@@ -29,6 +30,12 @@ def singer(tiny_experiment):
 @pytest.fixture()
 def singing(singer, frontend, tmp_path) -> WebSinging:
     return WebSinging({"tiny": singer}, tmp_path / "work", frontend=frontend)
+
+
+@pytest.fixture(scope="module")
+def short_song(tmp_path_factory) -> Path:
+    """Three notes, 1.5 s: for the tests that render several times."""
+    return write_melody(tmp_path_factory.mktemp("short") / "short.mid", melody((60, "가"), (62, "나"), (64, "다")))
 
 
 @pytest.fixture()
@@ -74,7 +81,7 @@ def test_a_bad_file_shows_the_cli_line_without_the_server_paths(handlers, singin
     view, rows, status = handlers.open_upload(str(upload))
     assert view is None and rows == []
     expected = error_line(cli_error.value).replace(str(upload), upload.name)
-    assert f'<p class="error">{expected}</p>' == status.replace("&#x27;", "'").replace("&quot;", '"')
+    assert f'<p class="error">{expected}</p>' == html.unescape(status)
     assert str(singing.work_dir) not in status and "broken.mid" in status
 
 
@@ -95,8 +102,8 @@ def test_edited_lyrics_are_sung(singing):
     assert [changed.score.notes[i].lyric for i in first.note_indices] == list(new_text)
     assert [n.pitch for n in changed.score.notes] == [n.pitch for n in view.score.notes]
     assert singing.with_lyrics(changed, [p.lyrics for p in changed.phrases]) is changed  # no change, no new file
-    original = read_pcm(singing.render(view, "tiny").wav_path)[0]
-    sung = read_pcm(singing.render(changed, "tiny").wav_path)[0]
+    original = read_pcm(singing.render(view, "tiny", plot=False).wav_path)[0]
+    sung = read_pcm(singing.render(changed, "tiny", plot=False).wav_path)[0]
     assert len(sung) == len(original) and not np.array_equal(sung, original)
 
 
@@ -113,7 +120,7 @@ def test_a_wrong_syllable_count_is_the_cli_message_and_keeps_the_view(handlers, 
     assert kept is view and lyrics_column(shown) == bad  # the user's text stays in the table to be fixed
     expected = error_line(cli_error.value).replace(str(tmp_path) + "/", "")
     assert expected.startswith("error: sanchaek.txt: ") and "line 2" in expected
-    assert expected in status.replace("&#x27;", "'")
+    assert expected in html.unescape(status)
 
 
 def test_a_lyric_that_is_not_hangul_is_the_frontends_message(handlers):
@@ -154,9 +161,9 @@ def test_render_errors_are_shown_and_the_next_render_works(handlers):
     assert sf.info(wav).duration == pytest.approx(view.score.total_seconds, abs=0.02)
 
 
-def test_two_renders_at_once_both_finish_as_alone(singing):
-    view = singing.open_score(BYEOL)
-    alone = {shift: read_pcm(singing.render(view, "tiny", key_shift=shift).wav_path)[0] for shift in (0, 3)}
+def test_two_renders_at_once_both_finish_as_alone(singing, short_song):
+    view = singing.open_score(short_song)
+    alone = {shift: read_pcm(singing.render(view, "tiny", key_shift=shift, plot=False).wav_path)[0] for shift in (0, 3)}
     results, errors = {}, []
     start = threading.Barrier(2)
 
@@ -177,12 +184,12 @@ def test_two_renders_at_once_both_finish_as_alone(singing):
         assert np.array_equal(results[shift], samples)
 
 
-def test_old_renders_are_deleted_and_everything_stays_in_the_work_dir(singer, frontend, tmp_path):
+def test_old_renders_are_deleted_and_everything_stays_in_the_work_dir(singer, frontend, tmp_path, short_song):
     singing = WebSinging({"tiny": singer}, tmp_path / "work", frontend=frontend, keep_renders=1)
-    view = singing.open_score(BYEOL)
+    view = singing.open_score(short_song)
     first = singing.render(view, "tiny")
-    second = singing.render(view, "tiny")
-    assert not first.wav_path.exists() and second.wav_path.is_file()
+    second = singing.render(view, "tiny", plot=False)
+    assert not first.wav_path.exists() and not first.plot_path.exists() and second.wav_path.is_file() and second.plot_path is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
 
 
@@ -212,5 +219,24 @@ def test_a_score_of_another_format_is_shown_edited_and_sung(singing, tmp_path):
     with pytest.raises(UserInputError) as error:
         singing.with_lyrics(view, ["가나-", "마바사"])
     assert "line 2" in str(error.value) and "3 syllables but phrase 2 of song.ustx has 2 notes" in str(error.value)
-    rendering = singing.render(changed, "tiny")
+    rendering = singing.render(changed, "tiny", plot=False)
     assert sf.info(rendering.wav_path).duration == pytest.approx(view.score.total_seconds, abs=0.02)
+
+
+def test_a_multi_speaker_model_and_a_second_model_are_offered(singer, frontend, tiny_experiment, tmp_path, short_song):
+    from tests.inference.conftest import tiny_config, tiny_generator, write_runner_checkpoint
+
+    config = tiny_config(tiny_experiment.binary_dir, "model.n_speakers=2,model.gin_channels=8")
+    checkpoint = write_runner_checkpoint(tmp_path / "duet" / "model_ckpt_steps_1.pt", config, {"generator": tiny_generator(config, seed=1).state_dict()})
+    duet = Singer.load(checkpoint, device="cpu")
+    singing = WebSinging({"tiny": singer, "duet": duet}, tmp_path / "work", frontend=frontend)
+    handlers = PageHandlers(singing, [])
+    assert singing.model_names == ["tiny", "duet"]
+    assert handlers.speaker_choices("duet")["visible"] is True and handlers.speaker_choices("duet")["choices"] == [0, 1]
+    assert handlers.speaker_choices("tiny")["visible"] is False
+    view = singing.open_score(short_song)
+    voices = [read_pcm(singing.render(view, "duet", speaker=s, plot=False).wav_path)[0] for s in (0, 1)]
+    assert len(voices[0]) == len(voices[1]) and not np.array_equal(*voices)  # the speaker reaches the model
+    rows = view.rows()
+    assert "--speaker 2" in handlers.render(view, rows, "duet", 0, 0.667, 2)[-1]
+    assert "model 'other': not loaded" in html.unescape(handlers.render(view, rows, "other", 0, 0.667, 0)[-1])
