@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference.model_loading import LoadedSinger
-from preprocessor.scores.midi_reader import pitch_range_warnings, read_score
+from preprocessor.scores.midi_reader import Score, pitch_range_warnings, read_score
 from inference.synthesis import SingingSynthesizer, SynthesisResult
 from preprocessor.atomic_io import atomic_path, write_wav_atomic
 
@@ -23,9 +23,14 @@ def render_score(
     plot: bool = False,
     seed: int | None = 0,
     synthesizer: SingingSynthesizer | None = None,
+    score: Score | None = None,
 ) -> tuple[SingingSynthesizer, SynthesisResult, list[str]]:
-    """Read `midi` (+ `lyrics`), sing it, write `wav_path` atomically; returns the (reusable) synthesizer."""
-    score = read_score(midi, lyrics_path=lyrics, track=track, monophonic=monophonic)
+    """Read `midi` (+ `lyrics`), sing it, write `wav_path` atomically; returns the (reusable) synthesizer.
+
+    score: the score of `midi` already read (the web page's, with edited lyrics), sung instead of reading the file.
+    """
+    if score is None:
+        score = read_score(midi, lyrics_path=lyrics, track=track, monophonic=monophonic)
     warnings = list(score.warnings)
     if singer.pitch_range is not None:
         low, high = singer.pitch_range

@@ -69,6 +69,24 @@ _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 @dataclass(frozen=True)
+class F0Curve:
+    """A pitch curve a score file carries (DiffSinger's ``f0_seq``): ``hz[i]`` at ``start + i * step`` seconds (0 = unvoiced)."""
+
+    start: float
+    step: float
+    hz: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class TimedPhoneme:
+    """A phoneme with its time, as a score file gives it (DiffSinger's ``ph_seq``/``ph_dur``), seconds from the song start."""
+
+    start: float
+    end: float
+    phoneme: str
+
+
+@dataclass(frozen=True)
 class Score:
     """A monophonic score read for inference.
 
@@ -80,6 +98,7 @@ class Score:
     melody_track: index of the MIDI track the notes came from.
     clipped_overlaps: how many legato overlaps were clipped.
     warnings: one line each, for the user (ignored tracks, dropped notes, clipped overlaps ...).
+    f0_curves, phonemes: what a DS file gives besides notes (empty for the other formats).
     """
 
     notes: tuple[Note, ...]
@@ -91,6 +110,8 @@ class Score:
     total_seconds: float
     clipped_overlaps: int
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    f0_curves: tuple["F0Curve", ...] = field(default_factory=tuple)
+    phonemes: tuple["TimedPhoneme", ...] = field(default_factory=tuple)
 
     @property
     def sung_notes(self) -> tuple[Note, ...]:
@@ -205,6 +226,9 @@ class _Timeline:
     def where(self, tick: int) -> str:
         """``bar:beat 3:2 (2.500 s)`` for messages."""
         return f"bar:beat {self.location(tick)} ({self.seconds(tick):.3f} s)"
+
+
+Timeline = _Timeline  # the tempo and bar:beat maps, shared by the UST/USTX readers
 
 
 @dataclass(frozen=True)
