@@ -22,7 +22,7 @@ import torch
 
 from config.errors import UserInputError
 from modules.score_encoder import N_MIDI_PITCHES
-from modules.visinger import VISingerGenerator
+from modules.score_inputs import ScoreInputs, SingingModel
 from preprocessor.score import REST, Note
 from preprocessor.text.frame_rule import note_frame_counts, phoneme_score
 from preprocessor.text.korean import KoreanFrontend, NotePhonemes
@@ -122,10 +122,10 @@ def with_rest_context(
 
 
 class SingingSynthesizer:
-    """A generator plus the shared frontend: `synthesize(notes)` -> `SynthesisResult`.
+    """A singer plus the shared frontend: `synthesize(notes)` -> `SynthesisResult`.
 
     Args:
-        generator: a trained `VISingerGenerator` (put in eval mode here).
+        generator: a trained `SingingModel` (VISinger's generator, the pair, ...; put in eval mode here).
         sample_rate, hop_size: the audio settings it was trained with.
         noise_scale: the prior's sampling temperature (0.667 as VITS; 0 = the prior mean).
         min_rest_seconds: rests at least this long separate independently rendered phrases.
@@ -138,7 +138,7 @@ class SingingSynthesizer:
 
     def __init__(
         self,
-        generator: VISingerGenerator,
+        generator: SingingModel,
         sample_rate: int,
         hop_size: int,
         device: torch.device | str = "cpu",
@@ -160,21 +160,21 @@ class SingingSynthesizer:
 
     def _phrase_tensors(
         self, phonemized: Sequence[NotePhonemes], notes: Sequence[Note], note_frames: Sequence[int]
-    ) -> dict[str, torch.Tensor]:
+    ) -> ScoreInputs:
         """`[1, P]` score tensors of one phrase."""
         score = phoneme_score(notes, phonemized, note_frames)
 
         def row(values, dtype):
             return torch.tensor([values], dtype=dtype, device=self.device)
 
-        return {
-            "phone_ids": row(score.phone_ids, torch.long),
-            "note_pitch": row(score.note_pitch, torch.long),
-            "note_dur": row(score.note_dur, torch.float32),
-            "slur": row(score.slur, torch.long),
-            "phone_frames": row(score.phone_frames, torch.long),
-            "phone_lengths": row(len(score.phone_ids), torch.long).view(1),
-        }
+        return ScoreInputs(
+            phone_ids=row(score.phone_ids, torch.long),
+            note_pitch=row(score.note_pitch, torch.long),
+            note_dur=row(score.note_dur, torch.float32),
+            slur=row(score.slur, torch.long),
+            phone_frames=row(score.phone_frames, torch.long),
+            phone_lengths=row(len(score.phone_ids), torch.long).view(1),
+        )
 
     @torch.no_grad()
     def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: int = 0, seed: int | None = 0) -> SynthesisResult:
@@ -235,23 +235,24 @@ class SingingSynthesizer:
 
     def _check_speaker(self, speaker_id: int) -> None:
         """A bad id would index past the speaker table (or be silently ignored by a one-speaker model)."""
-        n_speakers = self.generator.config.n_speakers
+        n_speakers = self.generator.n_speakers
         if not 0 <= speaker_id < n_speakers:
             raise UserInputError(
                 f"--speaker {speaker_id}: this model has {n_speakers} speaker(s); pass --speaker between 0 and {n_speakers - 1}"
             )
 
-    def _render(self, generator: VISingerGenerator, inputs: dict[str, torch.Tensor], speaker: torch.Tensor, timings: dict[str, float]) -> dict[str, np.ndarray]:
-        """One phrase through the generator; forward hooks time the decoder apart from the acoustic part."""
+    def _render(self, generator: SingingModel, inputs: ScoreInputs, speaker: torch.Tensor, timings: dict[str, float]) -> dict[str, np.ndarray]:
+        """One phrase through the model; forward hooks time its waveform stage apart from the rest."""
         marks: list[float] = []
-        before = generator.decoder.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
-        after = generator.decoder.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
+        stage = generator.waveform_stage
+        before = stage.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
+        after = stage.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
         try:
-            out = generator.infer(**inputs, speaker_id=speaker, noise_scale=self.noise_scale)
+            out = generator.sing(inputs, speaker, self.noise_scale)
         finally:
             before.remove()
             after.remove()
         decoder_seconds = marks[1] - marks[0] if len(marks) == 2 else 0.0
         timings["decoder"] += decoder_seconds
         timings["_decoder_last"] = decoder_seconds
-        return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_pred[0].float().cpu().numpy()}
+        return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_hz[0].float().cpu().numpy()}

@@ -19,17 +19,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
 from config.errors import UserInputError, run_cli  # noqa: E402
+from inference.devices import DEFAULT_DEVICE, DEVICE_HELP, check_device_name  # noqa: E402
+from inference.api import DEFAULT_NOISE_SCALE  # noqa: E402
+from model_io.checkpoint_file import ROOT_ENV, work_dir_for  # noqa: E402
 
 logger = logging.getLogger("inference")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--exp_name", help="experiment under --work_dir_root (default checkpoint: best, else latest)")
-    source.add_argument("--ckpt", type=Path, help="a checkpoint file or a packed model folder")
-    source.add_argument("--pack", metavar="EXP_NAME", help="write the experiment as a self-contained folder to --out and exit")
-    parser.add_argument("--work_dir_root", type=Path, default=Path("checkpoints"), help="where experiments live (default: checkpoints)")
+def add_score_arguments(parser: argparse.ArgumentParser, stochastic: bool) -> None:
+    """The flags every singing CLI shares (where models live, the score, the output, the device); with
+    `stochastic`, also the prior's temperature and seed (a deterministic model takes neither)."""
+    parser.add_argument("--work_dir_root", type=Path, default=None, help=f"where experiments live (default: ${ROOT_ENV}, else ./checkpoints)")
     parser.add_argument("--midi", type=Path, help="a .mid file or a folder of them")
     parser.add_argument("--out", type=Path, required=True, help="output .wav (or folder, for a folder of MIDIs / --pack)")
     parser.add_argument("--lyrics", type=Path, help="Hangul lyrics for a MIDI without lyric events (one syllable per note, lines = phrases); a folder matches by file stem")
@@ -37,10 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--monophonic", choices=("strict", "top"), default="strict", help="overlapping notes: an error (strict) or keep the top voice")
     parser.add_argument("--key_shift", type=int, default=0, help="transpose by this many semitones")
     parser.add_argument("--speaker", type=int, default=0, help="speaker id of a multi-speaker model")
-    parser.add_argument("--noise_scale", type=float, default=0.667, help="prior sampling temperature (0 = the prior mean)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    if stochastic:
+        parser.add_argument("--noise_scale", type=float, default=DEFAULT_NOISE_SCALE, help="prior sampling temperature (0 = the prior mean)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the prior sample")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument("--plot", action="store_true", help="also write a PNG beside each wav: score piano roll with the predicted F0, and the mel spectrogram")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the prior sample")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, model: str, ckpt_help: str) -> None:
+    """`--exp_name` | `--ckpt` | `--pack` (one of them): where the `model` comes from."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--exp_name", help=f"{model} experiment under --work_dir_root (default checkpoint: best, else latest)")
+    source.add_argument("--ckpt", type=Path, help=ckpt_help)
+    source.add_argument("--pack", metavar="EXP_NAME", help=f"write the {model} experiment as a self-contained folder to --out and exit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser, "VISinger", "a checkpoint file or a packed model folder")
+    add_score_arguments(parser, stochastic=True)
     return parser
 
 
@@ -70,23 +85,20 @@ def main() -> int:
     from inference.synthesis import limit_onednn_primitive_cache
 
     limit_onednn_primitive_cache()  # before any convolution runs
-    import torch
+    from inference.api import Singer
 
-    from inference.model_loading import load_singer, pack_experiment
-
+    check_device_name(args.device)
     if args.pack:
-        singer = load_singer(exp_dir=args.work_dir_root / args.pack)
-        out = pack_experiment(singer, args.out)
+        singer = Singer.load(work_dir_for(args.pack, args.work_dir_root), device="cpu")
+        out = singer.pack(args.out)
         print(f"packed {singer.source} -> {out}")
         return 0
     if args.exp_name is None and args.ckpt is None:
         raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH")
     if args.midi is None:
         raise UserInputError("no score: pass --midi FILE_OR_FOLDER")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda: no CUDA device is available here; use --device cpu")
     jobs = _jobs(args.midi, args.out, args.lyrics)
-    singer = load_singer(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
+    singer = Singer.load(work_dir_for(args.exp_name, args.work_dir_root) if args.exp_name else args.ckpt, device=args.device)
     sing_jobs(singer, jobs, args)
     return 0
 
@@ -97,19 +109,18 @@ def sing_jobs(singer, jobs: list[tuple[Path, Path, Path | None]], args: argparse
 
     from inference.render import render_score
 
-    synthesizer = None
     for midi, wav_path, lyrics in tqdm(jobs, desc="sing", unit="song", disable=len(jobs) < 2):
         started = time.perf_counter()
-        synthesizer, result, warnings = render_score(
+        sung = render_score(
             singer, midi, wav_path, lyrics=lyrics, track=args.track, monophonic=args.monophonic, key_shift=args.key_shift,
-            speaker=args.speaker, noise_scale=args.noise_scale, device=args.device, plot=args.plot, seed=args.seed,
-            synthesizer=synthesizer,
+            speaker=args.speaker, noise_scale=getattr(args, "noise_scale", DEFAULT_NOISE_SCALE), plot=args.plot,
+            seed=getattr(args, "seed", 0),
         )  # fmt: skip
-        for warning in warnings:
+        for warning in sung.warnings:
             logger.warning("%s", warning)
-        seconds = len(result.wav) / result.sample_rate
+        seconds = len(sung.wav) / sung.sample_rate
         elapsed = time.perf_counter() - started
-        print(f"{wav_path}  ({seconds:.2f} s of audio, {result.phrases} phrases, {elapsed:.2f} s, real-time factor {elapsed / max(seconds, 1e-9):.3f})")
+        print(f"{wav_path}  ({seconds:.2f} s of audio, {sung.synthesis.phrases} phrases, {elapsed:.2f} s, real-time factor {elapsed / max(seconds, 1e-9):.3f})")
         if args.plot:
             print(f"{wav_path.with_suffix('.png')}")
 

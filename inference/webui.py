@@ -28,6 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
 from config.errors import UserInputError, run_cli  # noqa: E402
+from inference.devices import DEFAULT_DEVICE, DEVICE_HELP, check_device_name  # noqa: E402
+from model_io.checkpoint_file import work_dir_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = REPO_ROOT / "data" / "examples"
@@ -48,10 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_name", action="append", default=[], help="experiment under --work_dir_root (repeat for several models)")
     parser.add_argument("--ckpt", action="append", type=Path, default=[], help="a checkpoint file or a packed model folder (repeatable)")
-    parser.add_argument("--work_dir_root", type=Path, default=Path("checkpoints"), help="where experiments live (default: checkpoints)")
+    parser.add_argument("--work_dir_root", type=Path, default=None, help="where experiments live (default: $SVS_CHECKPOINTS_ROOT, else ./checkpoints)")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 = every interface)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument("--examples", type=Path, default=EXAMPLES_DIR, help="folder of example scores offered on the page (default: data/examples)")
     return parser
 
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 def model_sources(args: argparse.Namespace) -> dict[str, tuple[Path | None, Path | None]]:
     """Page name -> (experiment folder, checkpoint) for every model given, in order; names are unique."""
     sources: dict[str, tuple[Path | None, Path | None]] = {}
-    given = [(name, (args.work_dir_root / name, None)) for name in args.exp_name]
+    given = [(name, (work_dir_for(name, args.work_dir_root), None)) for name in args.exp_name]
     # A pack is named by its folder, a checkpoint file by its experiment and step: "csd_visinger/model_best".
     given += [(ckpt.name if ckpt.is_dir() else f"{ckpt.parent.name}/{ckpt.stem}", (None, ckpt)) for ckpt in args.ckpt]
     for name, source in given:
@@ -219,19 +221,18 @@ def serve(args: argparse.Namespace, work_dir: Path, ready: threading.Event | Non
     from inference.synthesis import limit_onednn_primitive_cache
 
     limit_onednn_primitive_cache()
-    import torch
-
-    from inference.model_loading import load_singer
+    from inference.api import Singer
     from inference.webui_handlers import WebSinging
+    from preprocessor.text.korean import KoreanFrontend
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda: no CUDA device is available here; use --device cpu")
+    check_device_name(args.device)
     if not 0 < args.port < 65536:
         raise UserInputError(f"--port {args.port}: use a port between 1 and 65535")
-    models = {name: load_singer(exp_dir=exp_dir, ckpt=ckpt) for name, (exp_dir, ckpt) in model_sources(args).items()}
+    frontend = KoreanFrontend()
+    models = {name: Singer.load(exp_dir or ckpt, device=args.device, frontend=frontend) for name, (exp_dir, ckpt) in model_sources(args).items()}
     import gradio as gr  # after OFFLINE_ENVIRONMENT and GRADIO_TEMP_DIR are set
 
-    singing = WebSinging(models, work_dir, device=args.device)
+    singing = WebSinging(models, work_dir, frontend=frontend)
     singing.warm_up()
     handlers = PageHandlers(singing, example_scores(args.examples))
     page = build_page(handlers)

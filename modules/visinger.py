@@ -45,6 +45,7 @@ from modules.masks import length_mask, rand_slice_segments, slice_segments
 from modules.phoneme_predictor import PhonemePredictor
 from modules.posterior_encoder import PosteriorEncoder
 from modules.score_encoder import ScoreEncoder
+from modules.score_inputs import ScoreInputs, SingingOutput
 from modules.waveform_decoder import WaveformDecoder
 
 
@@ -351,6 +352,21 @@ class VISingerGenerator(nn.Module):
             uv_logit_pred=f0_prediction.uv_logit,
             phoneme_logits=phoneme_logits,
         )
+
+    # ---- the singer contract (modules.score_inputs.SingingModel) ----------------------------------------
+    @property
+    def n_speakers(self) -> int:
+        return self.config.n_speakers
+
+    @property
+    def waveform_stage(self) -> nn.Module:
+        return self.decoder
+
+    @torch.no_grad()
+    def sing(self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.667) -> SingingOutput:
+        """`infer` from a `ScoreInputs`: the waveform `[B, 1, T * hop]` and the predicted F0 `[B, T]`."""
+        out = self.infer(*score, speaker_id=speaker_id, noise_scale=noise_scale)
+        return SingingOutput(out.wav, out.f0_pred)
 
     @torch.no_grad()
     def infer(

@@ -15,8 +15,6 @@ Planning only reads files (every rank plans the same way); `prepare_work_dir` (r
 """
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -28,12 +26,12 @@ import yaml
 from config.errors import UserInputError
 from config.loader import apply_overrides, load_config, parse_overrides, save_config
 from tasks.base_task import BaseTask
+from model_io.checkpoint_file import ROOT_ENV, checkpoints_root, work_dir_for  # noqa: F401  (ROOT_ENV: run.py's help)
+from model_io.class_path import import_class
 from tasks.checkpoint import latest_checkpoint, remove_stale_temporaries
-from tasks.class_path import import_class
 from tasks.trainer_config import RunnerConfig, fill_runner_defaults, parse_runner_config
 
 CONFIG_NAME = "config.yaml"
-ROOT_ENV = "SVS_CHECKPOINTS_ROOT"
 #: Keys a resumed run may change with --hparams: they alter how long / how visibly it trains, never what.
 RESUMABLE_KEYS = (
     "trainer.max_updates",
@@ -43,19 +41,6 @@ RESUMABLE_KEYS = (
     "trainer.num_ckpt_keep",
     "trainer.max_nonfinite_streak",
 )
-_EXP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def checkpoints_root(explicit: str | os.PathLike | None = None) -> Path:
-    """Where experiments live: `explicit`, else `$SVS_CHECKPOINTS_ROOT`, else `./checkpoints`."""
-    return Path(explicit or os.environ.get(ROOT_ENV) or "checkpoints")
-
-
-def work_dir_for(exp_name: str, root: str | os.PathLike | None = None) -> Path:
-    """`<root>/<exp_name>`; the name must be one plain path component."""
-    if not _EXP_NAME.match(exp_name or ""):
-        raise UserInputError(f"--exp_name: {exp_name!r} must be one plain name (letters, digits, '.', '_', '-'), e.g. csd_visinger")
-    return checkpoints_root(root) / exp_name
 
 
 @dataclass

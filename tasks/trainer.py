@@ -43,7 +43,7 @@ from tasks.checkpoint import (
     prune_checkpoints,
     publish_best,
 )
-from tasks.class_path import class_path
+from model_io.class_path import class_path
 from tasks.distributed import DistContext, any_rank, average_gradients, barrier, gather_to_main
 from tasks.finetune import freeze_parameters, load_finetune_weights
 from tasks.logging_utils import TaskLogger, format_metrics
@@ -276,6 +276,7 @@ class Trainer:
             "task_cls": self.runner.task_cls,
             "config": self.config,
             "model_classes": {name: class_path(model) for name, model in self.raw_models.items()},
+            **({"description": description.to_dict()} if (description := self.task.model_description()) is not None else {}),
             "models": {name: model.state_dict() for name, model in self.raw_models.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
@@ -582,11 +583,12 @@ class Trainer:
         self._build_valid_data()
         return self.validate() if self.ctx.is_main else {}
 
-    def infer_checkpoint(self, path: Path) -> None:
-        """`run.py --infer`: `task.infer(work_dir)` with the weights of `path`, eval mode, no gradients."""
+    def infer_checkpoint(self, path: Path, split: str = "test") -> None:
+        """`run.py --infer`: `task.infer(work_dir, split)` with the weights of `path`, eval mode, no gradients."""
         self._load_for_eval(path)
         with self._eval_mode(), isolated_rng(derive_seed(self.cfg.seed, "infer"), self.device), torch.no_grad():
-            self.task.infer(self.work_dir)
+            # The test split is the default of every task's `infer`, also of one written before `split` existed.
+            self.task.infer(self.work_dir) if split == "test" else self.task.infer(self.work_dir, split=split)
 
     def close(self) -> None:
         self.logger.close()

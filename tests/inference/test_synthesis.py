@@ -19,7 +19,7 @@ import torch
 
 from config.errors import UserInputError
 from inference.render import render_score
-from inference.model_loading import load_singer
+from inference.api import Singer
 from preprocessor.scores.midi_reader import read_score
 from inference.synthesis import SingingSynthesizer, cut_phrases
 from preprocessor.score import REST, Note
@@ -251,9 +251,9 @@ def test_a_failed_write_leaves_no_wav_and_no_temporary(tiny_experiment, synthesi
         Path(file).write_bytes(b"RIFF partial")
         raise OSError("disk full")
 
-    singer = load_singer(exp_dir=tiny_experiment.exp_dir)
+    singer = Singer.load(tiny_experiment.exp_dir, device="cpu")
     monkeypatch.setattr(soundfile, "write", broken_write)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
-        render_score(singer, SANCHAEK, out / "song.wav", synthesizer=synthesizer)
+        render_score(singer, SANCHAEK, out / "song.wav")
     assert list(out.iterdir()) == []
