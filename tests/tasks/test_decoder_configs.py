@@ -2,7 +2,6 @@
 fields round-trip through the saved generator arguments (what checkpoints and packs store)."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,8 @@ import torch
 
 from config.errors import UserInputError
 from config.loader import load_config
-from modules.visinger import VISingerGenerator, VISingerGeneratorConfig
+from model_io.description import SINGER, ModelSpec, build_with_state
+from modules.visinger import VISingerGenerator
 from tasks.visinger_task import generator_config_from
 from tests.modules.factories import make_generator_args, make_random_batch, score_inputs
 
@@ -39,11 +39,11 @@ def test_a_misspelt_decoder_is_one_clear_error():
 def test_the_decoder_round_trips_through_the_saved_arguments(decoder, tmp_path):
     torch.manual_seed(0)
     generator = VISingerGenerator(**make_generator_args(decoder=decoder)).eval()
+    # What a checkpoint or pack stores (model_io's self-description), through torch.save / load(weights_only=True).
     saved = tmp_path / "generator.pt"
-    torch.save({"generator_args": dataclasses.asdict(generator.config), "generator": generator.state_dict()}, saved)
+    torch.save({"spec": ModelSpec.of(VISingerGenerator, generator.config, role=SINGER).to_dict(), "state": generator.state_dict()}, saved)
     packed = torch.load(saved, weights_only=True)
-    rebuilt = VISingerGenerator.from_config(VISingerGeneratorConfig(**packed["generator_args"])).eval()
-    rebuilt.load_state_dict(packed["generator"])  # strict: the same decoder, parameter for parameter
+    rebuilt = build_with_state(ModelSpec.from_dict(packed["spec"], str(saved)), packed["state"], str(saved)).eval()
     assert rebuilt.config == generator.config and type(rebuilt.decoder) is type(generator.decoder)
     batch = make_random_batch(make_generator_args(), phones_per_item=(6,), seed=2)
     torch.manual_seed(1)
