@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the repo root is the import root
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 
@@ -100,7 +101,7 @@ def main() -> None:
     rows = {}
     for decoder in args.decoders:
         rows[decoder] = train_and_score(decoder, Path(args.binary_dir), args.updates, args.batch, args.segment, args.seed)
-        print(f"  {decoder}: done (load {os.getloadavg()[0]:.1f})", file=sys.stderr)
+        print(f"  {decoder}: done (load {os.getloadavg()[0]:.1f}): {json.dumps(rows[decoder])}", file=sys.stderr)
     print(f"\nCopy synthesis on the demo test split after {args.updates} updates (batch {args.batch} x {args.segment} frames, mel L1 only)\n")
     print("| decoder | params | MCD (dB) | log-F0 RMSE (cents) | semitone acc. | V/UV error | in tune | s / update |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
