@@ -787,3 +787,19 @@ def list_csd_early_scores(root: Path) -> list[tuple[Path, Path]]:
             raise UserInputError(f"{text}: missing; every early CSD score needs mid/{midi.stem}.mid and txt/{midi.stem}.txt")
         pairs.append((midi, text))
     return pairs
+
+
+def read_melody(midi_path: Path, track: int | None = None, monophonic: str = "top") -> list[Note]:
+    """The melody's notes alone (no lyrics needed; lyric ``""``), in seconds: what autotuning to a score reads.
+
+    track: the melody track (default: the only track with notes; an error naming them when several);
+    monophonic: as `read_score` (``"top"`` keeps the highest voice of chords).
+    """
+    if monophonic not in MONOPHONIC_MODES:
+        raise ValueError(f"monophonic must be one of {MONOPHONIC_MODES}, got {monophonic!r}")
+    midi_path = Path(midi_path)
+    midi = _parse_midi(midi_path, _load_midi(midi_path))
+    selection = _select(midi_path, midi, track, use_midi_lyrics=False)
+    voice = _make_monophonic(midi_path, selection.melody, midi, monophonic, LEGATO_MAX_OVERLAP_SECONDS)
+    seconds = midi.timeline.seconds
+    return [Note(seconds(note.start), seconds(note.end), note.pitch, "") for note in voice.notes]

@@ -163,3 +163,14 @@ def read_pcm(path: Path) -> tuple[np.ndarray, int, str]:
 def as_pcm16(wav: np.ndarray) -> np.ndarray:
     """What `write_wav_atomic` stores for float audio."""
     return np.round(np.clip(wav, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+@pytest.fixture(scope="session")
+def ddsp_experiment(tmp_path_factory) -> Path:
+    """A work-dir root holding `tiny_ddsp`: the shrunk demo DDSP singer trained 2 updates on synthetic singing."""
+    from tests.audio_factory import train_tiny_ddsp, write_singing_folder
+
+    root = tmp_path_factory.mktemp("ddsp_exp")
+    write_singing_folder(root / "audio")
+    assert train_tiny_ddsp(root, root / "audio", updates=2) == 0
+    return root
