@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--hparams", default=None, help='config overrides, e.g. "model.harmonic_source=false"')
+    parser.add_argument("--hparams", default=None, help='config overrides, e.g. "model.decoder=hifigan"')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

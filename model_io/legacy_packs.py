@@ -51,6 +51,14 @@ def _audio(config_path: Path) -> AudioSettings:
         raise UserInputError(f"{config_path}: the pack's config has no valid audio section ({error}); re-create the pack") from None
 
 
+def visinger_arguments_of_version_1(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Version-1 VISinger arguments chose the decoder with `harmonic_source: bool`; today `decoder` names it."""
+    arguments = dict(arguments)
+    if "harmonic_source" in arguments:
+        arguments["decoder"] = "nsf_hifigan" if arguments.pop("harmonic_source") else "hifigan"
+    return arguments
+
+
 def load_version_1_pack(folder: Path) -> SavedModels:
     """The models of a version-1 pack folder (VISinger or the pair) as `SavedModels`."""
     read_phone_set(folder / "phone_set.json")  # a pack from another phone set is an error, not garbage audio
@@ -58,7 +66,7 @@ def load_version_1_pack(folder: Path) -> SavedModels:
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
     if (folder / VISINGER_V1[1]).is_file():
         payload = _payload(folder / VISINGER_V1[1], VISINGER_V1[0], None)
-        parts = {"generator": (payload["generator_args"], payload["generator"], "config.yaml", payload.get("source"))}
+        parts = {"generator": (visinger_arguments_of_version_1(payload["generator_args"]), payload["generator"], "config.yaml", payload.get("source"))}
     else:
         acoustic = _payload(folder / PAIR_V1[1], PAIR_V1[0], "acoustic")
         if not (folder / PAIR_V1[2]).is_file():

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -28,13 +28,9 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrizations, parametrize
 
 from modules.harmonic_source import HarmonicNoiseSynth
+from modules.waveform_decoder import DecoderOutput, WaveformDecoder
 
 LRELU_SLOPE = 0.1
-
-
-class DecoderOutput(NamedTuple):
-    wav: torch.Tensor  # [B, 1, T * hop]
-    source_wav: torch.Tensor | None  # [B, 1, T * hop] the harmonic-plus-noise excitation; None without a source
 
 
 def check_upsampling(upsample_rates: Sequence[int], hop_size: int, upsample_kernel_sizes: Sequence[int] | None = None) -> None:
@@ -136,7 +132,7 @@ class ResBlock2(nn.Module):
             parametrize.remove_parametrizations(conv, "weight")
 
 
-class HiFiGANGenerator(nn.Module):
+class HiFiGANGenerator(WaveformDecoder):
     """Latent `[B, C_in, T]` -> waveform `[B, 1, T * hop_size]` in [-1, 1].
 
     Args:
@@ -199,36 +195,37 @@ class HiFiGANGenerator(nn.Module):
                 self.resblocks.append(resblock_class(channels, res_kernel, tuple(dilations)))
         self.conv_post = nn.Conv1d(channels, 1, 7, padding=3, bias=False)
         self.ups.apply(_init_conv)
-        self.source = HarmonicNoiseSynth(upsample_initial_channel, sample_rate, hop_size, n_harmonics) if harmonic_source else None
+        self.upsample_initial_channel = upsample_initial_channel
+        self.hop_size = hop_size
+        self.source: nn.Module | None = None
         self.source_convs = nn.ModuleList()
         if harmonic_source:
-            channels = upsample_initial_channel
-            for i in range(len(self.upsample_rates)):
-                channels //= 2
-                # Samples -> this stage's rate: stride = the upsampling still to come after stage i.
-                stride = math.prod(self.upsample_rates[i + 1 :])
-                if stride == 1:
-                    self.source_convs.append(nn.Conv1d(1, channels, 1))
-                else:
-                    # kernel 2 * stride with padding ceil(stride / 2) gives exactly S / stride outputs.
-                    self.source_convs.append(nn.Conv1d(1, channels, 2 * stride, stride, padding=(stride + 1) // 2))
+            self.attach_source(HarmonicNoiseSynth(upsample_initial_channel, sample_rate, hop_size, n_harmonics))
 
-    def forward(
-        self, z: torch.Tensor, mask: torch.Tensor | None = None, g: torch.Tensor | None = None, f0: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """`z [B, C_in, T]`, optional frame `mask [B, 1, T]`, `g [B, gin, 1]` -> `[B, 1, T * hop]` (zero past the mask).
-
-        `f0 [B, T]` (Hz, 0 = unvoiced) is required with `harmonic_source` and ignored without.
-        """
-        return self.decode(z, mask, g, f0).wav
+    def attach_source(self, source: nn.Module) -> None:
+        """Excite the generator with `source(x [B, C0, T], f0 [B, T], mask) -> [B, 1, T * hop]` (C0 =
+        `upsample_initial_channel`, the features after `conv_pre`): one strided conv per stage adds it."""
+        self.source = source
+        self.uses_f0 = True
+        self.source_convs = nn.ModuleList()
+        channels = self.upsample_initial_channel
+        for i in range(len(self.upsample_rates)):
+            channels //= 2
+            # Samples -> this stage's rate: stride = the upsampling still to come after stage i.
+            stride = math.prod(self.upsample_rates[i + 1 :])
+            if stride == 1:
+                self.source_convs.append(nn.Conv1d(1, channels, 1))
+            else:
+                # kernel 2 * stride with padding ceil(stride / 2) gives exactly S / stride outputs.
+                self.source_convs.append(nn.Conv1d(1, channels, 2 * stride, stride, padding=(stride + 1) // 2))
 
     def decode(
         self, z: torch.Tensor, mask: torch.Tensor | None = None, g: torch.Tensor | None = None, f0: torch.Tensor | None = None
     ) -> DecoderOutput:
-        """As `forward`, also returning the harmonic source's own waveform (for its loss)."""
-        if self.source is not None and (f0 is None or f0.shape != (z.size(0), z.size(2))):
-            got = None if f0 is None else tuple(f0.shape)
-            raise ValueError(f"this decoder has a harmonic source: pass f0 [B, T] = {(z.size(0), z.size(2))}, got {got}")
+        """`z [B, C_in, T]`, optional frame `mask [B, 1, T]`, `g [B, gin, 1]` -> `DecoderOutput(wav [B, 1, T * hop], source_wav)`
+        (zero past the mask). `f0 [B, T]` (Hz, 0 = unvoiced) is required with a source and ignored
+        without; `source_wav` is the source's own waveform (for its loss), None without one."""
+        self.check_f0(z, f0)
         x = self.conv_pre(_masked(z, mask))  # [B, C0, T]
         if self.cond is not None and g is not None:
             x = x + self.cond(g)

@@ -6,17 +6,18 @@ Training (`forward`):
                                                                └─ FramePriorNetwork(+ true F0) ─▶ m_p, logs_p
     linear spec ─ PosteriorEncoder ─▶ z (m_q, logs_q) ─ flow ─▶ z_p      (KL between z_p and N(m_p, e^logs_p))
                                      z ─ PhonemePredictor ─▶ CTC logits
-                                     z ─ random segment ─ HiFiGANGenerator ─▶ wav slice
-                                                          (+ the segment's true F0 with harmonic_source)
+                                     z ─ random segment ─ decoder ─▶ wav slice (+ source_wav)
+                                                          (+ the segment's true F0 for decoders that sing at it)
 
 Inference (`infer`): the same score path, with the F0 predictor's contour as the prior's F0
 condition; z_p ~ N(m_p, (noise_scale e^logs_p)^2), z = flow^-1(z_p), wav = decoder(z).
 
-`harmonic_source=True` (off in the paper config) makes the decoder a source-excited HiFi-GAN: it
-also receives the F0 that conditions the prior — the true F0 in training, the predicted one at
-inference — and a learnt harmonic-plus-noise synthesiser at that F0 excites it, so it sings at that
-pitch long before a plain HiFi-GAN would learn to (modules/harmonic_source.py; VISinger 2 adds a
-harmonic synthesiser to VISinger for the same reason).
+`decoder` chooses the waveform decoder (`DECODERS`, one interface: modules/waveform_decoder.py): the
+paper's `hifigan`, or one that sings at the F0 that conditions the prior — the true F0 in training,
+the predicted one at inference — so that it is in tune long before a plain HiFi-GAN would learn to
+be: `nsf_hifigan` (a learnt harmonic-plus-noise source excites the HiFi-GAN), `ddsp` (VISinger 2's
+DDSP synthesiser + refiner) and `istft` (Vocos-style ConvNeXt + inverse STFT shaping a harmonic comb,
+the fast one).
 
 Per-phoneme frame counts (`phone_frames`) always come from the notes by the frame rule, so the
 model has no duration predictor and `sum(phone_frames) == frame_lengths` exactly.
@@ -27,19 +28,53 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from modules.ddsp.chain import harmonic_plus_noise_chain
+from modules.ddsp_decoder import DDSPDecoder
+
 from modules.flow import ResidualCouplingFlow
 from modules.frame_prior import F0Predictor, FramePriorNetwork, predicted_f0_hz
 from modules.hifigan import HiFiGANGenerator, check_upsampling
+from modules.istft_decoder import ISTFTDecoder
 from modules.length_regulator import expand_to_frames
 from modules.masks import length_mask, rand_slice_segments, slice_segments
 from modules.phoneme_predictor import PhonemePredictor
 from modules.posterior_encoder import PosteriorEncoder
 from modules.score_encoder import ScoreEncoder
 from modules.score_inputs import ScoreInputs, SingingOutput
+from modules.waveform_decoder import WaveformDecoder
+
+
+# The waveform decoders `model.decoder` chooses from (one interface: modules/waveform_decoder.py):
+#   hifigan      the paper's HiFi-GAN (modules/hifigan.py);
+#   nsf_hifigan  the same, excited by a learnt harmonic-plus-noise source at the F0 (modules/harmonic_source.py);
+#   ddsp         VISinger 2: a DDSP chain at the F0 refined by a HiFi-GAN (modules/ddsp_decoder.py, `ddsp_chain`);
+#   istft        Vocos-style ConvNeXt + inverse STFT shaping a harmonic comb (modules/istft_decoder.py, `istft_*`).
+DECODERS = ("hifigan", "nsf_hifigan", "ddsp", "istft")
+HIFIGAN_STACK_DECODERS = ("hifigan", "nsf_hifigan", "ddsp")  # use upsample_* and resblock_*
+DEFAULT_DDSP_CHAIN = tuple(harmonic_plus_noise_chain(n_harmonics=64, n_bands=65))
+
+
+def build_decoder(config: VISingerGeneratorConfig) -> WaveformDecoder:
+    """The decoder `config.decoder` names, built from the config's decoder fields."""
+    c = config
+    stack = dict(
+        upsample_initial_channel=c.upsample_initial_channel, upsample_rates=c.upsample_rates, upsample_kernel_sizes=c.upsample_kernel_sizes,
+        resblock_type=c.resblock_type, resblock_kernel_sizes=c.resblock_kernel_sizes, resblock_dilation_sizes=c.resblock_dilation_sizes,
+        gin_channels=c.gin_channels, sample_rate=c.sample_rate,
+    )  # fmt: skip
+    if c.decoder in ("hifigan", "nsf_hifigan"):
+        return HiFiGANGenerator(c.inter_channels, c.hop_size, harmonic_source=c.decoder == "nsf_hifigan", n_harmonics=c.n_harmonics, **stack)
+    if c.decoder == "ddsp":
+        return DDSPDecoder(c.inter_channels, c.hop_size, c.ddsp_chain, **stack)
+    return ISTFTDecoder(
+        c.inter_channels, c.hop_size, c.sample_rate, c.istft_channels, c.istft_intermediate_channels, c.istft_n_layers,
+        c.istft_n_fft, harmonic_source=c.istft_harmonic_source, gin_channels=c.gin_channels,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,13 +118,24 @@ class VISingerGeneratorConfig:
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
     n_speakers: int = 1
     gin_channels: int = 0
-    harmonic_source: bool = False
+    decoder: str = "hifigan"
     sample_rate: int = 24000
     n_harmonics: int = 48
+    ddsp_chain: tuple[dict[str, Any], ...] = DEFAULT_DDSP_CHAIN
+    istft_channels: int = 384
+    istft_intermediate_channels: int = 1152
+    istft_n_layers: int = 6
+    istft_n_fft: int = 0
+    istft_harmonic_source: bool = True
 
     def __post_init__(self) -> None:
         # ValueError: config_section turns it into a one-line UserInputError naming the section.
-        check_upsampling(self.upsample_rates, self.hop_size, self.upsample_kernel_sizes)
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
+        # Lists from YAML or a JSON pack -> tuples (hashable, comparable with the defaults).
+        object.__setattr__(self, "ddsp_chain", tuple(dict(component) for component in self.ddsp_chain))
+        if self.decoder in HIFIGAN_STACK_DECODERS:
+            check_upsampling(self.upsample_rates, self.hop_size, self.upsample_kernel_sizes)
         if self.n_phones < 2:
             raise ValueError(f"n_phones must count the <pad>/blank id and at least one phoneme, got {self.n_phones}")
         if self.n_speakers < 1:
@@ -169,9 +215,15 @@ class VISingerGenerator(nn.Module):
         resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
         n_speakers: int = 1,
         gin_channels: int = 0,
-        harmonic_source: bool = False,
+        decoder: str = "hifigan",
         sample_rate: int = 24000,
         n_harmonics: int = 48,
+        ddsp_chain: tuple[dict[str, Any], ...] = DEFAULT_DDSP_CHAIN,
+        istft_channels: int = 384,
+        istft_intermediate_channels: int = 1152,
+        istft_n_layers: int = 6,
+        istft_n_fft: int = 0,
+        istft_harmonic_source: bool = True,
     ) -> None:
         super().__init__()
         # Validates the arguments and is what checkpoints store to rebuild the model.
@@ -188,8 +240,10 @@ class VISingerGenerator(nn.Module):
             upsample_kernel_sizes=tuple(upsample_kernel_sizes), resblock_type=resblock_type,
             resblock_kernel_sizes=tuple(resblock_kernel_sizes),
             resblock_dilation_sizes=tuple(tuple(d) for d in resblock_dilation_sizes),
-            n_speakers=n_speakers, gin_channels=gin_channels, harmonic_source=harmonic_source,
-            sample_rate=sample_rate, n_harmonics=n_harmonics,
+            n_speakers=n_speakers, gin_channels=gin_channels, decoder=decoder,
+            sample_rate=sample_rate, n_harmonics=n_harmonics, ddsp_chain=tuple(ddsp_chain), istft_channels=istft_channels,
+            istft_intermediate_channels=istft_intermediate_channels, istft_n_layers=istft_n_layers, istft_n_fft=istft_n_fft,
+            istft_harmonic_source=istft_harmonic_source,
         )  # fmt: skip
         self.segment_size = segment_size
         self.hop_size = hop_size
@@ -203,11 +257,7 @@ class VISingerGenerator(nn.Module):
         self.flow = ResidualCouplingFlow(
             inter_channels, hidden_channels, flow_kernel_size, flow_dilation_rate, flow_n_layers, flow_n_flows, gin_channels
         )
-        self.decoder = HiFiGANGenerator(
-            inter_channels, hop_size, upsample_initial_channel, upsample_rates, upsample_kernel_sizes,
-            resblock_type, resblock_kernel_sizes, resblock_dilation_sizes, gin_channels,
-            harmonic_source, sample_rate, n_harmonics,
-        )  # fmt: skip
+        self.decoder = build_decoder(self.config)
         self.phoneme_predictor = PhonemePredictor(
             inter_channels, n_phones, hidden_channels, n_layers=phoneme_predictor_n_layers, **blocks
         )

@@ -48,7 +48,7 @@ class LossWeights:
     f0: float = 1.0
     uv: float = 1.0
     ctc: float = 1.0
-    source_mel: float = 45.0  # mel L1 of the harmonic source's own waveform (0 without `model.harmonic_source`)
+    source_mel: float = 45.0  # mel L1 of the harmonic source's own waveform (nsf_hifigan's excitation, ddsp's DSP output; 0 for other decoders)
 
 
 @dataclass(frozen=True)

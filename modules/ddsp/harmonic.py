@@ -120,3 +120,25 @@ class HarmonicSynth(nn.Module):
         """Raw controls at frame rate + `f0 [B, T]` Hz + `mask [B, 1, T]` -> `[B, 1, T * hop]`, zero past the mask."""
         amplitudes = self.harmonic_amplitudes(amplitude, distribution, f0)
         return harmonic_synthesis(amplitudes, f0, self.sample_rate, self.hop_size, mask)
+
+
+def harmonic_comb(f0: torch.Tensor, sample_rate: int, hop_size: int, mask: torch.Tensor | None = None, amplitude: float = 1.0) -> torch.Tensor:
+    """Every harmonic below Nyquist at the same `amplitude`: `f0 [B, T]` Hz -> `[B, 1, T * hop]` (a band-limited pulse train).
+
+    Equal to `harmonic_synthesis` with all amplitudes `amplitude`, but in closed form (the Dirichlet
+    sum `Σ_{k=1..K} sin kθ = sin(Kθ/2) sin((K+1)θ/2) / sin(θ/2)`, K = harmonics below Nyquist in the
+    frame), so its cost does not grow with the number of harmonics: the cheap excitation of a decoder
+    whose network shapes the spectrum itself (the `istft` decoder filters it per STFT bin).
+    """
+    f0_samples = hold_frames(f0.float().unsqueeze(1), hop_size)  # [B, 1, S]
+    cycles = torch.remainder(torch.cumsum(f0_samples.double() / sample_rate, dim=2), 1.0)
+    theta = (2 * math.pi * cycles).float()
+    # K: the largest k with k * f0 < Nyquist (0 when unvoiced).
+    count = torch.ceil((sample_rate / 2) / f0_samples.clamp(min=1e-3)) - 1
+    count = torch.where(f0_samples > 0, count, torch.zeros_like(count))
+    denominator = torch.sin(theta / 2)
+    numerator = torch.sin(count * theta / 2) * torch.sin((count + 1) * theta / 2)
+    # At θ -> 0 (mod 2π) the sum -> 0 like K(K+1)θ/4; where the quotient is ill-conditioned take that limit, 0.
+    small = denominator.abs() < 1e-4
+    wave = torch.where(small, torch.zeros_like(numerator), numerator / torch.where(small, torch.ones_like(denominator), denominator))
+    return apply_mask(wave * amplitude, sample_mask(mask, hop_size))

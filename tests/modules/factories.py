@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from modules.ddsp.chain import harmonic_plus_noise_chain
 from modules.discriminators import VISingerDiscriminator
 from modules.visinger import VISingerGenerator
 
@@ -51,6 +52,15 @@ def make_generator_args(**overrides: Any) -> dict[str, Any]:
         resblock_dilation_sizes=((1, 3), (1, 3)),
         n_speakers=1,
         gin_channels=0,
+        decoder="hifigan",
+        sample_rate=TINY_AUDIO["sample_rate"],
+        n_harmonics=4,
+        ddsp_chain=tuple(harmonic_plus_noise_chain(n_harmonics=4, n_bands=9)),
+        istft_channels=16,
+        istft_intermediate_channels=32,
+        istft_n_layers=2,
+        istft_n_fft=0,
+        istft_harmonic_source=True,
     )
     unknown = set(overrides) - set(args)
     if unknown:

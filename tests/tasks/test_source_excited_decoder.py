@@ -1,53 +1,20 @@
-"""Outcome test of the source-excited decoder (the demo's): trained briefly from ground-truth mels and
+"""Outcome test of the source-excited decoder (`nsf_hifigan`): trained briefly from ground-truth mels and
 F0, it sings at the recording's pitch. A plain HiFi-GAN of the same size still buzzes at the frame
-rate after thousands of such updates, which is why the demo config turns the source on."""
+rate after thousands of such updates, which is why the demo configs sing at the F0."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from modules.hifigan import HiFiGANGenerator
-from modules.losses import mel_l1_loss
-from preprocessor.audio import SpectrogramExtractor, extract_f0
-from tasks.svs_dataset import SingingDataset
-
-SR, HOP, SEGMENT = 16000, 160, 24
+from tests.tasks.decoder_outcome import HOP, SR, sung_in_tune, train_on_mels
 
 
 def test_source_excited_decoder_sings_in_tune_after_150_updates(demo_binary_dir):
     torch.manual_seed(0)
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    items = [SingingDataset(demo_binary_dir, "train")[i] for i in range(4)]
-    features = SpectrogramExtractor(SR, 1024, HOP, 640, 80, 20, 8000)
     # The demo config's decoder, fed with mels instead of latents.
     decoder = HiFiGANGenerator(
         80, HOP, 96, (5, 4, 4, 2), (10, 8, 8, 4), "2", (3, 5), ((1, 3), (1, 3)), harmonic_source=True, sample_rate=SR, n_harmonics=32
     )
-    optimizer = torch.optim.AdamW(decoder.parameters(), lr=2e-3, betas=(0.8, 0.99))
-    for _ in range(150):
-        mels, f0s = [], []
-        for _ in range(4):
-            item = items[rng.integers(len(items))]
-            start = int(rng.integers(item["mel"].shape[-1] - SEGMENT))
-            mels.append(item["mel"][:, start : start + SEGMENT])
-            f0s.append(item["f0"][start : start + SEGMENT])
-        mel, f0 = torch.stack(mels), torch.stack(f0s)  # [B, 80, SEGMENT], [B, SEGMENT]
-        out = decoder.decode(mel, f0=f0)
-        loss = mel_l1_loss(features.mel(out.wav.squeeze(1)), mel) + mel_l1_loss(features.mel(out.source_wav.squeeze(1)), mel)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    decoder.eval()
-    item = items[0]
-    frames = item["mel"].shape[-1]
-    with torch.no_grad():
-        wav = decoder(item["mel"][None], f0=item["f0"][None])[0, 0].numpy()
-    reference = extract_f0(item["wav"].numpy(), SR, HOP, frames, 50, 1100, "parselmouth").f0_hz
-    sung = extract_f0(wav, SR, HOP, frames, 50, 1100, "parselmouth").f0_hz
-    voiced = reference > 0
-    both = voiced & (sung > 0)
-    cents = 1200 * np.abs(np.log2(sung[both] / reference[both]))
-    in_tune = np.sum(cents < 50) / voiced.sum()
-    assert voiced.sum() > 100 and in_tune > 0.8, f"only {in_tune:.0%} of the {voiced.sum()} voiced frames within 50 cents"
+    items = train_on_mels(decoder, demo_binary_dir, updates=150)
+    in_tune, voiced, _ = sung_in_tune(decoder, items[0])
+    assert voiced > 100 and in_tune > 0.8, f"only {in_tune:.0%} of the {voiced} voiced frames within 50 cents"

@@ -52,8 +52,20 @@ def first_batch(task: VISingerTask, count: int) -> dict:
     return collate_singing([dataset[i] for i in range(count)])
 
 
-def test_one_gan_update_gives_finite_losses_and_gradients_everywhere(demo_binary_dir):
-    task = make_task(demo_binary_dir)
+DECODER_OVERRIDES = {
+    "nsf_hifigan": {},
+    "hifigan": {"model.decoder": "hifigan"},
+    "ddsp": {"model.decoder": "ddsp"},
+    "istft": {"model.decoder": "istft", "model.istft_channels": 32, "model.istft_intermediate_channels": 64, "model.istft_n_layers": 1},
+}
+
+
+@pytest.mark.parametrize("decoder", list(DECODER_OVERRIDES))
+def test_one_gan_update_gives_finite_losses_and_gradients_everywhere(demo_binary_dir, decoder):
+    torch.manual_seed(0)
+    task = VISingerTask(tiny_config(demo_binary_dir, **DECODER_OVERRIDES[decoder]))
+    task.models = task.raw_models = task.build_models()
+    assert task.generator_config.decoder == decoder
     batch = first_batch(task, 3)
     discriminator, generator = task.models["discriminator"], task.models["generator"]
     d_losses = task.training_step(batch, "discriminator")
