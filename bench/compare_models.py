@@ -98,7 +98,7 @@ def collect_rows(work_dir_root: Path, experiments: dict[str, str | None]) -> lis
 
 def metrics_table(rows: list[MetricsRow]) -> str:
     """Markdown: one row per system, the columns of `inference.evaluate.format_table` (NaN/null as n/a)."""
-    from inference.evaluate import TABLE_COLUMNS, table_cell
+    from inference.metrics_table import TABLE_COLUMNS, table_cell
 
     lines = [
         "| system | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " | items |",

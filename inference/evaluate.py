@@ -37,6 +37,7 @@ from config.errors import UserInputError, run_cli  # noqa: E402
 from config.loader import config_section, load_config  # noqa: E402
 from inference.espnet_metrics import espnet_settings  # noqa: E402
 from inference.metrics import MCDSettings, evaluate_pair, summarize  # noqa: E402
+from inference.metrics_table import TABLE_COLUMNS, table_cell  # noqa: E402
 from preprocessor.audio import F0_METHODS, AudioSettings, load_wav  # noqa: E402
 from preprocessor.atomic_io import write_text_atomic  # noqa: E402
 
@@ -46,16 +47,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("inference.evaluate")
 
 METRICS_FILE = "metrics.json"
-# Table columns: (metric key, header, format: "%" = a share shown as a percentage, else decimals).
-TABLE_COLUMNS = (
-    ("mcd_db", "MCD (dB)", ".2f"),
-    ("f0_rmse_cents", "F0 RMSE (cents)", ".2f"),
-    ("semitone_accuracy", "semitone acc. (%)", "%"),
-    ("vuv_error", "V/UV error (%)", "%"),
-    ("in_tune_share", "in tune (%)", "%"),
-    ("mcd_espnet", "MCD ESPnet (dB)", ".2f"),
-    ("log_f0_rmse_espnet", "log-F0 RMSE ESPnet", ".3f"),
-)
 UNPAIRED_LISTED = 10  # names shown in the warning; the rest are counted
 
 
@@ -146,13 +137,6 @@ def evaluate_folders(
     if write_json:
         write_text_atomic(gen_dir / METRICS_FILE, json.dumps(json_safe(results), indent=2, ensure_ascii=False) + "\n")
     return results
-
-
-def table_cell(value: Any, form: str) -> str:
-    """One metric in a table: `form` "%" shows a share as a percentage, else a format spec; NaN/None as n/a."""
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{100.0 * value:.1f}" if form == "%" else format(value, form)
 
 
 def format_table(results: Mapping[str, Any]) -> str:

@@ -178,13 +178,13 @@ def write_item_pictures(
 
 
 def _metric_cells(values: Mapping[str, Any]) -> str:
-    from inference.evaluate import TABLE_COLUMNS, table_cell
+    from inference.metrics_table import TABLE_COLUMNS, table_cell
 
     return "".join(f"<td>{html.escape(table_cell(values.get(key), form))}</td>" for key, _, form in TABLE_COLUMNS)
 
 
 def _metric_header(first: str, last: str | None = None) -> str:
-    from inference.evaluate import TABLE_COLUMNS
+    from inference.metrics_table import TABLE_COLUMNS
 
     titles = [first, *(title for _, title, _ in TABLE_COLUMNS), *([last] if last else [])]
     return "<tr>" + "".join(f"<th>{html.escape(title)}</th>" for title in titles) + "</tr>"
