@@ -68,11 +68,12 @@ def main() -> int:
     from inference.baseline_synthesis import pack_pair, pair_singer
 
     if not args.pack:
-        if args.midi is None:
-            raise UserInputError("no score: pass --midi FILE_OR_FOLDER")
+        score = args.score if args.score is not None else args.midi
+        if score is None:
+            raise UserInputError("no score: pass --score FILE_OR_FOLDER (.mid .musicxml .mxl .ust .ustx .ds, or a --dump .json)")
         if args.device == "cuda" and not torch.cuda.is_available():
             raise UserInputError("--device cuda: no CUDA device is available here; use --device cpu")
-        jobs = _jobs(args.midi, args.out, args.lyrics)
+        jobs = _jobs(score, args.out, args.lyrics, args.dump)
     acoustic, vocoder = _load_models(args)
     if args.pack:
         out = pack_pair(acoustic, vocoder, args.out)

@@ -1,12 +1,51 @@
-"""One score file to one wav (and optionally a PNG): the shared path of the CLI, the tests and the demo."""
+"""One score file to one wav (and optionally a PNG and a render dump): the shared path of the CLIs, the API and the tests.
+
+The score is any format `preprocessor.scores.dispatch` reads (by extension), or a render file
+written by `--dump` (``.json``, `inference.render_dump`), which is sung as written.
+"""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
+from config.errors import UserInputError
 from inference.model_loading import LoadedSinger
-from preprocessor.scores.midi_reader import pitch_range_warnings, read_score
-from inference.synthesis import SingingSynthesizer, SynthesisResult
+from inference.render_dump import dump_render, is_render_dump, read_render_dump
+from inference.synthesis import RenderPlan, SingingSynthesizer, SynthesisResult
 from preprocessor.atomic_io import atomic_path, write_wav_atomic
+from preprocessor.scores.dispatch import read_any_score
+from preprocessor.scores.midi_reader import F0Curve, pitch_range_warnings
+
+
+def song_f0_frames(curves: tuple[F0Curve, ...], total_frames: int, frame_seconds: float) -> np.ndarray:
+    """A score's F0 curves (DS ``f0_seq``) on the song's frame grid, linearly interpolated; NaN where none covers a frame."""
+    out = np.full(total_frames, np.nan, dtype=np.float32)
+    centres = np.arange(total_frames) * frame_seconds
+    for curve in curves:
+        times = curve.start + np.arange(len(curve.hz)) * curve.step
+        inside = (centres >= times[0]) & (centres <= times[-1])
+        values = np.interp(centres[inside], times, np.asarray(curve.hz, dtype=np.float64))
+        # A frame next to an unvoiced (0) value stays unvoiced rather than gliding down to 0 Hz.
+        nearest = np.asarray(curve.hz)[np.clip(np.rint((centres[inside] - curve.start) / curve.step).astype(int), 0, len(curve.hz) - 1)]
+        out[inside] = np.where(nearest > 0, values, 0.0)
+    return out
+
+
+def with_song_f0(plan: RenderPlan, song_f0: np.ndarray) -> RenderPlan:
+    """The plan with each phrase singing `song_f0` [T song frames] where it is not NaN (trims: predicted)."""
+    phrases, first = [], 0
+    for phrase in plan.phrases:
+        rendered = np.full(phrase.frames, np.nan, dtype=np.float32)
+        start = first - phrase.trim_start  # the song frame of the phrase's first rendered frame
+        for offset in range(phrase.frames):
+            frame = start + offset
+            if phrase.trim_start <= offset < phrase.frames - phrase.trim_end and 0 <= frame < len(song_f0):
+                rendered[offset] = song_f0[frame]
+        phrases.append(phrase if np.isnan(rendered).all() else replace(phrase, f0_hz=tuple(float(v) for v in rendered)))
+        first += phrase.body_frames
+    return replace(plan, phrases=tuple(phrases))
 
 
 def render_score(
@@ -23,19 +62,38 @@ def render_score(
     plot: bool = False,
     seed: int | None = 0,
     synthesizer: SingingSynthesizer | None = None,
+    dump: Path | None = None,
 ) -> tuple[SingingSynthesizer, SynthesisResult, list[str]]:
-    """Read `midi` (+ `lyrics`), sing it, write `wav_path` atomically; returns the (reusable) synthesizer."""
-    score = read_score(midi, lyrics_path=lyrics, track=track, monophonic=monophonic)
-    warnings = list(score.warnings)
-    if singer.pitch_range is not None:
-        low, high = singer.pitch_range
-        # The model sings pitch + key_shift: compare the transposed score with the trained range.
-        suffix = f" (with --key_shift {key_shift:+d})" if key_shift else ""
-        warnings += [w + suffix for w in pitch_range_warnings(score, low - key_shift, high - key_shift)]
+    """Read the score `midi` (any format, or a render dump), sing it, write `wav_path` atomically.
+
+    `dump`: also write the editable render there (JSON). Returns the (reusable) synthesizer.
+    """
+    midi = Path(midi)
     if synthesizer is None:
         a = singer.audio
         synthesizer = SingingSynthesizer(singer.generator, a.sample_rate, a.hop_size, device=device, noise_scale=noise_scale)
-    result = synthesizer.synthesize(score.notes, source=str(midi), key_shift=key_shift, speaker_id=speaker, seed=seed)
+    warnings: list[str] = []
+    if is_render_dump(midi):
+        if lyrics is not None or track is not None or key_shift:
+            raise UserInputError(f"{midi}: a render file is sung as written; leave out --lyrics, --track and --key_shift (edit its pitches instead)")
+        rendered = read_render_dump(midi, synthesizer.sample_rate, synthesizer.hop_size)
+        plan, speaker, seed, noise_scale = rendered.plan, rendered.speaker, rendered.seed, rendered.noise_scale
+        result = synthesizer.render(plan, speaker_id=speaker, seed=seed, noise_scale=noise_scale)
+    else:
+        score = read_any_score(midi, lyrics_path=lyrics, track=track, monophonic=monophonic)
+        warnings += list(score.warnings)
+        if singer.pitch_range is not None:
+            low, high = singer.pitch_range
+            # The model sings pitch + key_shift: compare the transposed score with the trained range.
+            suffix = f" (with --key_shift {key_shift:+d})" if key_shift else ""
+            warnings += [w + suffix for w in pitch_range_warnings(score, low - key_shift, high - key_shift)]
+        plan = synthesizer.plan(score.notes, source=str(midi), key_shift=key_shift)
+        if score.f0_curves:
+            frame_seconds = synthesizer.hop_size / synthesizer.sample_rate
+            plan = with_song_f0(plan, song_f0_frames(score.f0_curves, sum(plan.note_frames), frame_seconds))
+        result = synthesizer.render(plan, speaker_id=speaker, seed=seed, noise_scale=noise_scale)
+    if dump is not None:
+        dump_render(dump, plan, result, source=str(midi), speaker=speaker, seed=seed, noise_scale=noise_scale if noise_scale is not None else synthesizer.noise_scale)
     write_wav_atomic(wav_path, result.wav, result.sample_rate)
     if plot:
         from inference.plot import singing_figure
