@@ -6,19 +6,23 @@ cheap additive synthesiser turns the F0 and per-frame harmonic amplitudes (predi
 decoder's input) into a rough voice at the right pitch from the first updates; the HiFi-GAN then
 refines that signal (NSF-HiFiGAN's strided source convolutions) instead of inventing it. VISinger 2
 (Zhang et al. 2022) adds a harmonic synthesiser to VISinger for the same reason. The task trains the
-synthesiser with its own mel loss so that it becomes a good excitation quickly.
+synthesiser with its own mel loss so that it becomes a good excitation quickly. The synthesis is
+the DDSP parts' (`modules.ddsp.harmonic.harmonic_synthesis`, `modules.ddsp.core.white_noise`); this
+module adds the learnt controls and the single noise gain the excitation needs.
 
     x [B, C, T] ─ Conv1d ─▶ harmonic amplitudes [B, H, T], noise gain [B, 1, T] ─ interpolate to samples ┐
     f0 [B, T] ─ hold per frame ─────── phase of harmonics 1..H ──────────────────────────────────────┴─▶ Σ a_k sin + noise [B, 1, S]
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from modules.ddsp.core import apply_mask, frames_to_samples, hold_last_valid, sample_mask, white_noise
+from modules.ddsp.harmonic import harmonic_synthesis
 
 # Initial output scales: softplus(0) * scale; the voice's harmonics then start around -30 dBFS and
 # the noise around -50 dBFS, quiet enough not to swamp the HiFi-GAN at the first updates.
@@ -29,24 +33,6 @@ NOISE_AMPLITUDE_SCALE = 0.01
 class HarmonicControls(NamedTuple):
     harmonic_amplitudes: torch.Tensor  # [B, H, T] >= 0, per frame
     noise_gain: torch.Tensor  # [B, 1, T] >= 0, per frame
-
-
-def _hold_last_valid(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Replace padded frames of `x [B, C, T]` by each item's last valid frame.
-
-    Interpolating to samples looks one frame ahead; holding the last frame makes an item's samples in
-    a padded batch equal to the item's alone (where interpolation clamps at the edge).
-    """
-    if mask is None:
-        return x
-    last_index = (mask.sum(dim=2, keepdim=True).long() - 1).clamp(min=0)  # [B, 1, 1]
-    last = x.gather(2, last_index.expand(-1, x.size(1), 1))  # [B, C, 1]
-    return x * mask + last * (1.0 - mask)
-
-
-def _to_samples(x: torch.Tensor, hop_size: int) -> torch.Tensor:
-    """Frame-rate `[B, C, T]` -> sample-rate `[B, C, T * hop]` by linear interpolation between frame centres."""
-    return F.interpolate(x, scale_factor=hop_size, mode="linear", align_corners=False)
 
 
 class HarmonicNoiseSynth(nn.Module):
@@ -81,44 +67,15 @@ class HarmonicNoiseSynth(nn.Module):
         )
 
     def harmonics(self, amplitudes: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Deterministic voiced part: `amplitudes [B, H, T]`, `f0 [B, T]` Hz (0 = unvoiced) -> `[B, 1, T * hop]`.
-
-        The phase is the running sum of the instantaneous frequency, so it stays continuous through
-        pitch changes. It is summed in float64 and reduced to a fraction of a cycle before the
-        harmonic numbers multiply it: a 3-minute song accumulates ~10^5 cycles, where float32 would
-        lose exactly the fraction that matters.
-        """
-        # The pitch is held over each frame (not interpolated, which would glide towards 0 at every
-        # unvoiced edge); the phase sum below keeps the waveform continuous at the steps.
-        f0_samples = torch.repeat_interleave(f0.float().unsqueeze(1), self.hop_size, dim=2)  # [B, 1, S]
-        voiced = (f0_samples > 0).float()
-        amplitude_samples = _to_samples(_hold_last_valid(amplitudes, mask), self.hop_size)  # [B, H, S]
-        cycles = torch.remainder(torch.cumsum(f0_samples.double() / self.sample_rate, dim=2), 1.0)  # [B, 1, S]
-        wave = torch.zeros_like(f0_samples)
-        nyquist = self.sample_rate / 2
-        for k in range(1, self.n_harmonics + 1):  # a loop keeps memory at O(S), not O(H * S)
-            phase = torch.remainder(cycles * k, 1.0).float()
-            audible = (f0_samples * k < nyquist).float()
-            wave = wave + torch.sin(2 * math.pi * phase) * amplitude_samples[:, k - 1 : k] * audible
-        wave = wave * voiced
-        if mask is not None:
-            wave = wave * torch.repeat_interleave(mask, self.hop_size, dim=2)
-        return wave
-
-    def _white_noise(self, like: torch.Tensor) -> torch.Tensor:
-        """Gaussian noise shaped as `like`. In eval mode it comes from a fixed seed on every call, so that a
-        render depends on its inputs alone (a phrase sounds the same alone or inside its song)."""
-        if self.training:
-            return torch.randn_like(like)
-        generator = torch.Generator(device=like.device).manual_seed(0)
-        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        """Deterministic voiced part: `amplitudes [B, H, T]`, `f0 [B, T]` Hz (0 = unvoiced) -> `[B, 1, T * hop]`
+        (`modules.ddsp.harmonic.harmonic_synthesis`: float64 phase, harmonics at or above Nyquist silenced)."""
+        return harmonic_synthesis(amplitudes, f0, self.sample_rate, self.hop_size, mask)
 
     def forward(self, x: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """`x [B, C, T]`, `f0 [B, T]` Hz, optional `mask [B, 1, T]` -> waveform `[B, 1, T * hop]` (zero past the mask)."""
         controls = self.controls(x, mask)
         wave = self.harmonics(controls.harmonic_amplitudes, f0, mask)
-        noise_gain = _to_samples(_hold_last_valid(controls.noise_gain, mask), self.hop_size)  # [B, 1, S]
-        noise = noise_gain * self._white_noise(wave)
-        if mask is not None:
-            noise = noise * torch.repeat_interleave(mask, self.hop_size, dim=2)
-        return wave + noise
+        noise_gain = frames_to_samples(hold_last_valid(controls.noise_gain, mask), self.hop_size)  # [B, 1, S]
+        # Fresh in training; in eval a fixed sequence, so a render depends on its inputs alone.
+        noise = noise_gain * white_noise(tuple(wave.shape), self.training, wave.device, wave.dtype)
+        return wave + apply_mask(noise, sample_mask(mask, self.hop_size))
