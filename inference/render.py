@@ -5,7 +5,7 @@ written by `--dump` (``.json``, `inference.render_dump`), which is sung as writt
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,59 @@ def with_song_f0(plan: RenderPlan, song_f0: np.ndarray) -> RenderPlan:
     return replace(plan, phrases=tuple(phrases))
 
 
+@dataclass(frozen=True)
+class SungFile:
+    """A score file sung: the result, the plan it was rendered from (what `--dump` writes) and the
+    settings it was rendered with (a render file brings its own)."""
+
+    result: SynthesisResult
+    plan: RenderPlan
+    warnings: tuple[str, ...]
+    speaker: int
+    seed: int | None
+    noise_scale: float
+
+
+def sing_file(
+    synthesizer: SingingSynthesizer,
+    path: Path,
+    lyrics: Path | None = None,
+    track: int | None = None,
+    monophonic: str = "strict",
+    key_shift: int = 0,
+    speaker: int = 0,
+    noise_scale: float | None = None,
+    seed: int | None = 0,
+    pitch_range: tuple[int, int] | None = None,
+) -> SungFile:
+    """Sing a score file of any format (or a `--dump` render file, sung as written); writes nothing.
+
+    `pitch_range`: the trained MIDI range, for warnings about notes outside it. Shared by the CLIs
+    (`render_score`) and the Python API.
+    """
+    path = Path(path)
+    noise_scale = synthesizer.noise_scale if noise_scale is None else noise_scale
+    if is_render_dump(path):
+        if lyrics is not None or track is not None or key_shift:
+            raise UserInputError(f"{path}: a render file is sung as written; leave out --lyrics, --track and --key_shift (edit its pitches instead)")
+        dump = read_render_dump(path, synthesizer.sample_rate, synthesizer.hop_size)
+        result = synthesizer.render(dump.plan, speaker_id=dump.speaker, seed=dump.seed, noise_scale=dump.noise_scale)
+        return SungFile(result, dump.plan, (), dump.speaker, dump.seed, dump.noise_scale)
+    score = read_any_score(path, lyrics_path=lyrics, track=track, monophonic=monophonic)
+    warnings = list(score.warnings)
+    if pitch_range is not None:
+        low, high = pitch_range
+        # The model sings pitch + key_shift: compare the transposed score with the trained range.
+        suffix = f" (with --key_shift {key_shift:+d})" if key_shift else ""
+        warnings += [w + suffix for w in pitch_range_warnings(score, low - key_shift, high - key_shift)]
+    plan = synthesizer.plan(score.notes, source=str(path), key_shift=key_shift)
+    if score.f0_curves:
+        frame_seconds = synthesizer.hop_size / synthesizer.sample_rate
+        plan = with_song_f0(plan, song_f0_frames(score.f0_curves, sum(plan.note_frames), frame_seconds))
+    result = synthesizer.render(plan, speaker_id=speaker, seed=seed, noise_scale=noise_scale)
+    return SungFile(result, plan, tuple(warnings), speaker, seed, noise_scale)
+
+
 def render_score(
     singer: LoadedSinger,
     midi: Path,
@@ -72,28 +125,10 @@ def render_score(
     if synthesizer is None:
         a = singer.audio
         synthesizer = SingingSynthesizer(singer.generator, a.sample_rate, a.hop_size, device=device, noise_scale=noise_scale)
-    warnings: list[str] = []
-    if is_render_dump(midi):
-        if lyrics is not None or track is not None or key_shift:
-            raise UserInputError(f"{midi}: a render file is sung as written; leave out --lyrics, --track and --key_shift (edit its pitches instead)")
-        rendered = read_render_dump(midi, synthesizer.sample_rate, synthesizer.hop_size)
-        plan, speaker, seed, noise_scale = rendered.plan, rendered.speaker, rendered.seed, rendered.noise_scale
-        result = synthesizer.render(plan, speaker_id=speaker, seed=seed, noise_scale=noise_scale)
-    else:
-        score = read_any_score(midi, lyrics_path=lyrics, track=track, monophonic=monophonic)
-        warnings += list(score.warnings)
-        if singer.pitch_range is not None:
-            low, high = singer.pitch_range
-            # The model sings pitch + key_shift: compare the transposed score with the trained range.
-            suffix = f" (with --key_shift {key_shift:+d})" if key_shift else ""
-            warnings += [w + suffix for w in pitch_range_warnings(score, low - key_shift, high - key_shift)]
-        plan = synthesizer.plan(score.notes, source=str(midi), key_shift=key_shift)
-        if score.f0_curves:
-            frame_seconds = synthesizer.hop_size / synthesizer.sample_rate
-            plan = with_song_f0(plan, song_f0_frames(score.f0_curves, sum(plan.note_frames), frame_seconds))
-        result = synthesizer.render(plan, speaker_id=speaker, seed=seed, noise_scale=noise_scale)
+    sung = sing_file(synthesizer, midi, lyrics, track, monophonic, key_shift, speaker, noise_scale, seed, singer.pitch_range)
+    result = sung.result
     if dump is not None:
-        dump_render(dump, plan, result, source=str(midi), speaker=speaker, seed=seed, noise_scale=noise_scale if noise_scale is not None else synthesizer.noise_scale)
+        dump_render(dump, sung.plan, result, source=str(midi), speaker=sung.speaker, seed=sung.seed, noise_scale=sung.noise_scale)
     write_wav_atomic(wav_path, result.wav, result.sample_rate)
     if plot:
         from inference.plot import singing_figure
@@ -104,4 +139,4 @@ def render_score(
         import matplotlib.pyplot as plt
 
         plt.close(figure)
-    return synthesizer, result, warnings
+    return synthesizer, result, list(sung.warnings)
