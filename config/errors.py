@@ -13,12 +13,16 @@ class UserInputError(Exception):
     """
 
 
+def error_line(error: UserInputError) -> str:
+    """``error: <message>`` on one line, whatever the raiser built: what a CLI prints (and the web page shows)."""
+    return "error: " + " ".join(str(error).split())
+
+
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run a CLI ``main`` and exit: 0 on success, 2 with one line on stderr for a `UserInputError`."""
     try:
         code = main()
     except UserInputError as error:
-        message = " ".join(str(error).split())  # one line, whatever the raiser built
-        print(f"error: {message}", file=sys.stderr)
+        print(error_line(error), file=sys.stderr)
         sys.exit(2)
     sys.exit(code or 0)

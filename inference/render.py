@@ -16,7 +16,7 @@ from inference.render_dump import dump_render, is_render_dump, read_render_dump
 from inference.synthesis import RenderPlan, SingingSynthesizer, SynthesisResult
 from preprocessor.atomic_io import atomic_path, write_wav_atomic
 from preprocessor.scores.dispatch import read_any_score
-from preprocessor.scores.midi_reader import F0Curve, pitch_range_warnings
+from preprocessor.scores.midi_reader import F0Curve, Score, pitch_range_warnings
 
 
 def song_f0_frames(curves: tuple[F0Curve, ...], total_frames: int, frame_seconds: float) -> np.ndarray:
@@ -72,21 +72,24 @@ def sing_file(
     noise_scale: float | None = None,
     seed: int | None = 0,
     pitch_range: tuple[int, int] | None = None,
+    score: Score | None = None,
 ) -> SungFile:
     """Sing a score file of any format (or a `--dump` render file, sung as written); writes nothing.
 
-    `pitch_range`: the trained MIDI range, for warnings about notes outside it. Shared by the CLIs
-    (`render_score`) and the Python API.
+    `pitch_range`: the trained MIDI range, for warnings about notes outside it; `score`: the score of
+    `path` already read (the web page's, with edited lyrics), sung instead of reading the file.
+    Shared by the CLIs (`render_score`), the web page and the Python API.
     """
     path = Path(path)
     noise_scale = synthesizer.noise_scale if noise_scale is None else noise_scale
-    if is_render_dump(path):
+    if score is None and is_render_dump(path):
         if lyrics is not None or track is not None or key_shift:
             raise UserInputError(f"{path}: a render file is sung as written; leave out --lyrics, --track and --key_shift (edit its pitches instead)")
         dump = read_render_dump(path, synthesizer.sample_rate, synthesizer.hop_size)
         result = synthesizer.render(dump.plan, speaker_id=dump.speaker, seed=dump.seed, noise_scale=dump.noise_scale)
         return SungFile(result, dump.plan, (), dump.speaker, dump.seed, dump.noise_scale)
-    score = read_any_score(path, lyrics_path=lyrics, track=track, monophonic=monophonic)
+    if score is None:
+        score = read_any_score(path, lyrics_path=lyrics, track=track, monophonic=monophonic)
     warnings = list(score.warnings)
     if pitch_range is not None:
         low, high = pitch_range
@@ -116,16 +119,19 @@ def render_score(
     seed: int | None = 0,
     synthesizer: SingingSynthesizer | None = None,
     dump: Path | None = None,
+    score: Score | None = None,
 ) -> tuple[SingingSynthesizer, SynthesisResult, list[str]]:
     """Read the score `midi` (any format, or a render dump), sing it, write `wav_path` atomically.
 
-    `dump`: also write the editable render there (JSON). Returns the (reusable) synthesizer.
+    `dump`: also write the editable render there (JSON); `score`: the score of `midi` already read
+    (the web page's, with edited lyrics), sung instead of reading the file. Returns the (reusable)
+    synthesizer.
     """
     midi = Path(midi)
     if synthesizer is None:
         a = singer.audio
         synthesizer = SingingSynthesizer(singer.generator, a.sample_rate, a.hop_size, device=device, noise_scale=noise_scale)
-    sung = sing_file(synthesizer, midi, lyrics, track, monophonic, key_shift, speaker, noise_scale, seed, singer.pitch_range)
+    sung = sing_file(synthesizer, midi, lyrics, track, monophonic, key_shift, speaker, noise_scale, seed, singer.pitch_range, score)
     result = sung.result
     if dump is not None:
         dump_render(dump, sung.plan, result, source=str(midi), speaker=sung.speaker, seed=sung.seed, noise_scale=sung.noise_scale)
