@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,15 @@ def is_render_dump(path: Path) -> bool:
     return Path(path).suffix.lower() == ".json"
 
 
+@dataclass(frozen=True)
 class RenderDump:
     """A dump read back: the plan to render and the settings it was made with."""
 
-    def __init__(self, plan: RenderPlan, speaker: int, seed: int | None, noise_scale: float, source: str):
-        self.plan, self.speaker, self.seed, self.noise_scale, self.source = plan, speaker, seed, noise_scale, source
+    plan: RenderPlan
+    speaker: int
+    seed: int | None
+    noise_scale: float
+    source: str
 
 
 def _integer(path: Path, where: str, value: Any, what: str, minimum: int = 0) -> int:
@@ -148,7 +153,7 @@ def _phrase(path: Path, number: int, entry: Any) -> PhrasePlan:
     note_frames = [0] * len(notes)
     for note, count in zip(note_of, frames):
         note_frames[note] += count
-    slurs = [int(n.get("slur", 0)) for n in notes_in]
+    slurs = [_integer(path, f"{where} note {i}", n.get("slur", 0), "slur") for i, n in enumerate(notes_in)]
     score = PhonemeScore(ids, frames, [notes[n].pitch for n in note_of], [note_frames[n] for n in note_of], [slurs[n] for n in note_of])
     trims = [_integer(path, where, entry.get(key), key) for key in ("trim_start", "trim_end", "tail_frames")]
     if sum(frames) <= sum(trims):
