@@ -29,6 +29,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the repo root is the import root
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -135,7 +139,7 @@ def build_singers(scale: str) -> dict[str, tuple[Any, int, int, Any]]:
     import torch
 
     from config.loader import config_section, load_config
-    from inference.baseline_synthesis import AcousticVocoderPair
+    from inference.pair import AcousticVocoderPair
     from modules.fs2_singer import FS2Singer
     from modules.visinger import VISingerGenerator
     from preprocessor.audio import AudioSettings
@@ -184,7 +188,7 @@ def measure_speed(scale: str, seconds: float, threads: int, repeats: int) -> lis
         audio_seconds = len(result.wav) / result.sample_rate
         stages = {stage: statistics.median(run[stage] for run in runs) / audio_seconds for stage in result.timings}
         total = statistics.median(run["total"] for run in runs) / audio_seconds
-        rows.append(SpeedRow(system, trained, inference, count_parameters(model.decoder), total, stages, audio_seconds))
+        rows.append(SpeedRow(system, trained, inference, count_parameters(model.waveform_stage), total, stages, audio_seconds))
     return rows
 
 
@@ -205,7 +209,7 @@ def speed_table(rows: list[SpeedRow]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work_dir_root", type=Path, default=Path("checkpoints"), help="where the experiments live (default: checkpoints)")
+    parser.add_argument("--work_dir_root", type=Path, default=None, help="where the experiments live (default: $SVS_CHECKPOINTS_ROOT, else ./checkpoints)")
     parser.add_argument("--visinger_exp", help="VISinger experiment (rows: score, posterior)")
     parser.add_argument("--fs2_exp", help="FS2 singer experiment rendered with a HiFi-GAN (row: FS2 + HiFi-GAN)")
     parser.add_argument("--hifigan_exp", help="HiFi-GAN experiment (row: GT mel + HiFi-GAN)")
@@ -225,7 +229,9 @@ def main() -> int:
     sections = []
     experiments = {"visinger_exp": args.visinger_exp, "fs2_exp": args.fs2_exp, "hifigan_exp": args.hifigan_exp}
     if any(experiments.values()):
-        rows = collect_rows(args.work_dir_root, experiments)
+        from model_io.checkpoint_file import checkpoints_root
+
+        rows = collect_rows(checkpoints_root(args.work_dir_root), experiments)
         sections.append("## Test-set metrics (mean over items)\n\n" + metrics_table(rows) + "\n\n" + "\n".join(f"- {r.label}: {r.path}" for r in rows))
     if not args.no_speed:
         from bench.machine import machine_line

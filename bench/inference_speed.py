@@ -1,7 +1,8 @@
 """Inference speed and memory on CPU: real-time factor per stage, peak RSS, for a synthetic score.
 
     python bench/inference_speed.py [--config config/models/visinger.yaml] [--seconds 30] [--long_seconds 180]
-                                    [--threads 1 2] [--repeats 3]
+                                    [--threads 1 2] [--repeats 3] [--long_note_seconds 600] [--leading_rest_seconds 60]
+    python bench/inference_speed.py --memory_only      # the memory table alone (no speed cases)
 
 The generator is built from `--config` (the paper-scale VISinger by default) with random weights:
 speed does not depend on what the weights learnt. The scores are generated here: phrases of 6-10
@@ -18,7 +19,11 @@ Every case runs in a fresh subprocess, so that `torch.set_num_threads` applies f
   RSS of the whole process (Python, torch and the model included) and, beside it, the RSS once the
   model is built and the front end loaded, so the growth due to the song shows. Both with the oneDNN
   primitive-cache limit that inference/visinger.py sets (`limit_onednn_primitive_cache`) and with
-  oneDNN's default (1024 entries), under which memory grows with the number of phrases.
+  oneDNN's default (1024 entries), under which memory grows with the number of phrases;
+- bounded memory on any score: one call on a single `--long_note_seconds` note (0.5 s of rest on
+  each side) and on a song of `--seconds` after a `--leading_rest_seconds` rest, scores that are one
+  phrase each and are rendered in pieces (inference/synthesis.py); their peak should stay under
+  the 3-minute song's.
 """
 from __future__ import annotations
 
@@ -27,6 +32,10 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the repo root is the import root
+
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -70,6 +79,21 @@ def synthetic_score(seconds: float, seed: int = 0) -> list[Note]:
     return notes
 
 
+def long_note_score(seconds: float) -> list[Note]:
+    """One sung note of `seconds` between two 0.5 s rests: a single phrase (nothing to cut at)."""
+    return [Note(0.0, 0.5, 0, REST), Note(0.5, 0.5 + seconds, 64, "아"), Note(0.5 + seconds, 1.0 + seconds, 0, REST)]
+
+
+def leading_rest_score(rest_seconds: float, song_seconds: float) -> list[Note]:
+    """A `rest_seconds` rest, then the synthetic song: the first phrase holds the whole rest."""
+    song = synthetic_score(song_seconds)
+    return [Note(0.0, rest_seconds, 0, REST)] + [Note(n.start + rest_seconds, n.end + rest_seconds, n.pitch, n.lyric) for n in song]
+
+
+SCORES = {"song": lambda seconds, extra: synthetic_score(seconds), "long_note": lambda seconds, extra: long_note_score(seconds),
+          "leading_rest": lambda seconds, extra: leading_rest_score(extra, seconds)}
+
+
 def _rss_mb() -> float:
     """Current resident memory of this process (Linux /proc), in MiB."""
     with open("/proc/self/statm") as handle:
@@ -81,7 +105,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def worker(config_path: str, seconds: float, threads: int, repeats: int, warmup: bool) -> dict:
+def worker(config_path: str, seconds: float, threads: int, repeats: int, warmup: bool, kind: str = "song", extra: float = 0.0) -> dict:
     """One case in this (fresh) process: build the model, render the score, report timings and memory."""
     import torch
 
@@ -99,7 +123,7 @@ def worker(config_path: str, seconds: float, threads: int, repeats: int, warmup:
     torch.manual_seed(0)
     generator = VISingerGenerator.from_config(generator_config_from(config)).eval()
     synthesizer = SingingSynthesizer(generator, audio.sample_rate, audio.hop_size)
-    notes = synthetic_score(seconds)
+    notes = SCORES[kind](seconds, extra)
     synthesizer.frontend.phonemize(notes[:2])  # load g2pk's dictionaries now: they are not the song's memory
     rss_model = _rss_mb()
     runs, first_seconds = [], None
@@ -113,6 +137,8 @@ def worker(config_path: str, seconds: float, threads: int, repeats: int, warmup:
         runs.append({"total": elapsed, **{stage: value for stage, value in result.timings.items()}})
     return {
         "seconds": seconds,
+        "kind": kind,
+        "extra": extra,
         "threads": threads,
         "audio_seconds": len(result.wav) / result.sample_rate,
         "phrases": result.phrases,
@@ -126,7 +152,9 @@ def worker(config_path: str, seconds: float, threads: int, repeats: int, warmup:
     }
 
 
-def run_case(config: str, seconds: float, threads: int, repeats: int, warmup: bool, onednn_cache: int | None = None) -> dict:
+def run_case(
+    config: str, seconds: float, threads: int, repeats: int, warmup: bool, onednn_cache: int | None = None, kind: str = "song", extra: float = 0.0
+) -> dict:
     """`worker` in a fresh Python, one thread count from its first line (OMP/MKL read the variables at start).
 
     onednn_cache: oneDNN's primitive cache capacity for this case; None = what inference/visinger.py sets.
@@ -135,7 +163,10 @@ def run_case(config: str, seconds: float, threads: int, repeats: int, warmup: bo
     env.pop(ONEDNN_CACHE_VARIABLE, None)
     if onednn_cache is not None:
         env[ONEDNN_CACHE_VARIABLE] = str(onednn_cache)
-    command = [sys.executable, __file__, "--worker", "--config", config, "--seconds", str(seconds), "--threads", str(threads), "--repeats", str(repeats)]
+    command = [
+        sys.executable, __file__, "--worker", "--config", config, "--seconds", str(seconds), "--threads", str(threads), "--repeats", str(repeats),
+        "--kind", kind, "--extra", str(extra),
+    ]
     if warmup:
         command.append("--warmup")
     process = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
@@ -171,30 +202,53 @@ def main() -> None:
     parser.add_argument("--long_seconds", type=float, default=180.0, help="score length of the long memory case")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--long_note_seconds", type=float, default=600.0, help="length of the one-note memory case (0: skip)")
+    parser.add_argument("--leading_rest_seconds", type=float, default=60.0, help="leading rest of the rest-then-song memory case (0: skip)")
+    parser.add_argument("--memory_only", action="store_true", help="skip the speed cases and the oneDNN-default memory cases")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="song", choices=sorted(SCORES), help=argparse.SUPPRESS)
+    parser.add_argument("--extra", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(RESULT_PREFIX + json.dumps(worker(args.config, args.seconds, args.threads[0], args.repeats, args.warmup)))
+        print(RESULT_PREFIX + json.dumps(worker(args.config, args.seconds, args.threads[0], args.repeats, args.warmup, args.kind, args.extra)))
         return
 
     print(f"machine: {machine()}")
     print(f"model: {Path(args.config).relative_to(REPO_ROOT) if Path(args.config).is_relative_to(REPO_ROOT) else args.config}, random weights")
     speed = []
-    for threads in args.threads:
+    for threads in [] if args.memory_only else args.threads:
         case = run_case(args.config, args.seconds, threads, args.repeats, warmup=True)
         speed.append(case)
         print(f"  speed, {args.seconds:g} s score, {threads} thread(s): done", file=sys.stderr)
     memory_threads = min(args.threads)
     memory = []
-    for onednn_cache in (None, ONEDNN_DEFAULT_CAPACITY):
+    for onednn_cache in (None,) if args.memory_only else (None, ONEDNN_DEFAULT_CAPACITY):
         for seconds in (args.seconds, args.long_seconds):
             memory.append(run_case(args.config, seconds, memory_threads, 1, warmup=False, onednn_cache=onednn_cache))
             print(f"  memory, {seconds:g} s score, oneDNN cache {memory[-1]['onednn_cache']}: done", file=sys.stderr)
+    if args.long_note_seconds > 0:
+        memory.append(run_case(args.config, args.long_note_seconds, memory_threads, 1, warmup=False, kind="long_note"))
+    if args.leading_rest_seconds > 0:
+        memory.append(run_case(args.config, args.seconds, memory_threads, 1, warmup=False, kind="leading_rest", extra=args.leading_rest_seconds))
 
+    if speed:
+        _print_speed(speed, args.repeats)
+    _print_memory(memory, memory_threads)
+
+
+def _label(case: dict) -> str:
+    if case.get("kind") == "long_note":
+        return f"one {case['seconds']:g} s note ({case['phrases']} phrase)"
+    if case.get("kind") == "leading_rest":
+        return f"{case['extra']:g} s rest + {case['seconds']:g} s song ({case['phrases']} phrases)"
+    return f"{case['seconds']:g} s ({case['phrases']} phrases)"
+
+
+def _print_speed(speed: list[dict], repeats: int) -> None:
     first = speed[0]
     print(f"parameters: {first['parameters'] / 1e6:.1f} M; score: {first['notes']} notes, {first['phrases']} phrases, {first['audio_seconds']:.1f} s of audio\n")
-    print(f"Real-time factor (compute seconds per audio second; median of {args.repeats} after one warm-up call)\n")
+    print(f"Real-time factor (compute seconds per audio second; median of {repeats} after one warm-up call)\n")
     print("| score | threads | total | front end | acoustic model | decoder | first call (s) |")
     print("|---|---|---|---|---|---|---|")
     for case in speed:
@@ -207,6 +261,9 @@ def main() -> None:
             f"| {case['seconds']:g} s | {case['threads']} | {rtf('total')} | {rtf('frontend')} | {rtf('acoustic')} | {rtf('decoder')} "
             f"| {case['first_call_seconds']:.1f} |"
         )
+
+
+def _print_memory(memory: list[dict], memory_threads: int) -> None:
     print(f"\nPeak memory (one call in a fresh process, {memory_threads} thread(s))\n")
     print("| score | oneDNN primitive cache | peak RSS (MiB) | RSS ready: model + front end loaded (MiB) | growth during synthesis (MiB) |")
     print("|---|---|---|---|---|")
@@ -214,7 +271,7 @@ def main() -> None:
         growth = case["peak_rss_mb"] - case["rss_after_model_mb"]
         cache = f"{case['onednn_cache']} (CLI)" if case["onednn_cache"] != str(ONEDNN_DEFAULT_CAPACITY) else f"{ONEDNN_DEFAULT_CAPACITY} (oneDNN default)"
         print(
-            f"| {case['seconds']:g} s ({case['phrases']} phrases) | {cache} | {case['peak_rss_mb']:.0f} "
+            f"| {_label(case)} | {cache} | {case['peak_rss_mb']:.0f} "
             f"| {case['rss_after_model_mb']:.0f} | {growth:.0f} |"
         )
 

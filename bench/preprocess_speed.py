@@ -18,6 +18,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 from bench.machine import machine_line  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from preprocessor.binarize import run_binarize  # noqa: E402

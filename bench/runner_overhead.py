@@ -16,6 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root is the import root
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import io  # noqa: E402

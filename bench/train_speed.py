@@ -21,11 +21,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported (config/threads.py)
+
 import torch  # noqa: E402
 
 from bench.machine import machine_line  # noqa: E402
 from config.loader import load_config  # noqa: E402
+from inference.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device  # noqa: E402
+from modules.score_inputs import ScoreInputs  # noqa: E402
 from preprocessor.text.phone_set import PHONE_SET  # noqa: E402
+from tasks.batches import move_to_device  # noqa: E402
 from tasks.visinger_task import VISingerTask  # noqa: E402
 
 
@@ -52,7 +59,8 @@ def synthetic_batch(task: VISingerTask, batch_size: int, seconds: float, device:
         "speaker_id": torch.zeros(batch_size, dtype=torch.long),
         "names": [f"item{i}" for i in range(batch_size)],
     }
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    batch["score"] = ScoreInputs(*(batch[field] for field in ScoreInputs._fields))  # as collate_singing builds it
+    return move_to_device(batch, device)
 
 
 def main() -> None:
@@ -61,7 +69,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--segment", type=int, default=None, help="segment_size in frames (default: the config's)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each synthetic item")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=2)
@@ -73,7 +81,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     overrides = ",".join(o for o in (f"model.segment_size={args.segment}" if args.segment else "", args.hparams or "") if o) or None
     cfg = load_config(REPO / args.config, overrides)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     task = VISingerTask(cfg)
     models = {name: model.to(device).train() for name, model in task.build_models().items()}
     task.models = task.raw_models = models

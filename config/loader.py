@@ -29,12 +29,49 @@ from config.errors import UserInputError
 BASE_KEY = "base_config"
 
 
+class _StrictSafeLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that rejects a key written twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _construct_unique_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:  # the keys written here; keys merged in with << may be overridden
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: SafeLoader's own error says so
+            break
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {first.start_mark.line + 1}); keep one of them", key_node.start_mark
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def safe_load_strict(text: str) -> Any:
+    """`yaml.safe_load` that raises `yaml.YAMLError` on a duplicated mapping key."""
+    return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserInputError(f"{path}: config file not found; check the path (base_config paths are relative to the including file)")
+    raw = path.read_bytes()
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise UserInputError(
+            f"{path} line {line}: not UTF-8 text (byte {error.start}: {raw[error.start:error.start + 2]!r}); save the config file as UTF-8"
+        ) from None
+    try:
+        data = safe_load_strict(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -167,6 +204,17 @@ def apply_overrides(cfg: dict[str, Any], overrides: dict[str, Any], source: str 
             else:
                 node = node[part]
     return result
+
+
+def check_sections(cfg: dict[str, Any], known: "typing.Iterable[str]", source: str) -> None:
+    """A top-level section that nothing reads is an error naming the closest known one (a typo such as
+    ``trainr:`` would otherwise train with the defaults and save the typo)."""
+    known = list(known)
+    for key in cfg:
+        if key not in known:
+            hint = closest_key(str(key), known)
+            fix = f"did you mean '{hint}'?" if hint else f"known sections: {', '.join(sorted(known))}"
+            raise UserInputError(f"{source}: unknown config section '{key}'; {fix}")
 
 
 def load_config(path: str | os.PathLike, overrides: str | dict[str, Any] | None = None) -> dict[str, Any]:

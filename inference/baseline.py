@@ -1,4 +1,4 @@
-"""Sing a MIDI file whose notes carry Korean lyrics with the two-stage baseline: FS2 singer + HiFi-GAN.
+"""Sing a score (any format of inference/visinger.py's --score) with Korean lyrics with the two-stage baseline: FS2 singer + HiFi-GAN.
 
     python inference/baseline.py --exp_name csd_fs2 --vocoder_exp csd_hifigan --midi song.mid --out song.wav [--plot]
     python inference/baseline.py --exp_name csd_fs2 --vocoder_exp csd_hifigan --midi scores/ --out wavs/
@@ -6,55 +6,52 @@
     python inference/baseline.py --pack csd_fs2 --vocoder_exp csd_hifigan --out packed/csd_fs2_hifigan   # both models, one folder
     python inference/baseline.py --ckpt packed/csd_fs2_hifigan --midi song.mid --out song.wav           # a pack needs no vocoder flag
 
-The flags are inference/visinger.py's (the same parser), plus the vocoder: `--vocoder_exp NAME` (an
-experiment under --work_dir_root) or `--vocoder_ckpt PATH` (a checkpoint file or a pack). The score
-goes through the same reader, frontend and phrase-by-phrase synthesizer as VISinger's. The pair is
-deterministic: `--noise_scale` and `--seed` are accepted and have no effect. Exit code 2 with one
-line on a bad input; no partial wav is ever left behind.
+The flags are inference/visinger.py's, plus the vocoder: `--vocoder_exp NAME` (an experiment under
+--work_dir_root) or `--vocoder_ckpt PATH` (a checkpoint file or a pack); the pair is deterministic, so
+it has no `--noise_scale` or `--seed`. The score goes through the same reader, frontend and
+phrase-by-phrase synthesizer as VISinger's (`inference.api.Singer`). Exit code 2 with one line on a
+bad input; no partial wav is ever left behind.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 from config.errors import UserInputError, run_cli  # noqa: E402
-from inference.visinger import _jobs, build_parser as visinger_parser, sing_jobs  # noqa: E402
+from inference.devices import check_device_name  # noqa: E402
+from inference.visinger import _jobs, add_model_arguments, add_score_arguments, score_argument, sing_jobs  # noqa: E402
+from model_io.checkpoint_file import work_dir_for  # noqa: E402
 
 
-def build_parser():
-    parser = visinger_parser()
-    parser.description = __doc__
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser, "FS2 singer", "an FS2 singer checkpoint file, or a pair pack folder")
     vocoder = parser.add_mutually_exclusive_group()
     vocoder.add_argument("--vocoder_exp", help="HiFi-GAN experiment under --work_dir_root (default checkpoint: best, else latest)")
-    vocoder.add_argument("--vocoder_ckpt", type=Path, help="a HiFi-GAN checkpoint file or a baseline pack folder")
+    vocoder.add_argument("--vocoder_ckpt", type=Path, help="a HiFi-GAN checkpoint file or pack folder")
+    add_score_arguments(parser, stochastic=False)
     return parser
 
 
-def _load_models(args):
-    """(LoadedAcoustic, LoadedVocoder) from the flags; a pair pack carries its own vocoder."""
-    from inference.baseline_synthesis import VOCODER_FILE, load_acoustic, load_vocoder
-
-    if args.pack:
-        acoustic_dir, acoustic_ckpt = args.work_dir_root / args.pack, None
-    elif args.exp_name:
-        acoustic_dir, acoustic_ckpt = args.work_dir_root / args.exp_name, None
+def _sources(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """(acoustic source, vocoder source or None for a pair pack) from the flags."""
+    if args.pack or args.exp_name:
+        acoustic = work_dir_for(args.pack or args.exp_name, args.work_dir_root)
     elif args.ckpt is not None:
-        acoustic_dir, acoustic_ckpt = None, args.ckpt
+        acoustic = args.ckpt
     else:
         raise UserInputError("no model: pass --exp_name NAME (or --ckpt PATH) for the acoustic model, and --vocoder_exp NAME")
-    acoustic = load_acoustic(exp_dir=acoustic_dir, ckpt=acoustic_ckpt)
     if args.vocoder_exp:
-        vocoder = load_vocoder(exp_dir=args.work_dir_root / args.vocoder_exp)
-    elif args.vocoder_ckpt is not None:
-        vocoder = load_vocoder(ckpt=args.vocoder_ckpt)
-    elif acoustic.source.is_dir() and (acoustic.source / VOCODER_FILE).is_file():
-        vocoder = load_vocoder(ckpt=acoustic.source)  # a pair pack
-    else:
-        raise UserInputError(f"{acoustic.source}: no vocoder; pass --vocoder_exp NAME (a HiFi-GAN experiment) or --vocoder_ckpt PATH")
-    return acoustic, vocoder
+        return acoustic, work_dir_for(args.vocoder_exp, args.work_dir_root)
+    return acoustic, args.vocoder_ckpt
 
 
 def main() -> int:
@@ -63,23 +60,18 @@ def main() -> int:
     from inference.synthesis import limit_onednn_primitive_cache
 
     limit_onednn_primitive_cache()  # before any convolution runs
-    import torch
+    from inference.api import Singer
 
-    from inference.baseline_synthesis import pack_pair, pair_singer
-
+    check_device_name(args.device)
     if not args.pack:
-        score = args.score if args.score is not None else args.midi
-        if score is None:
-            raise UserInputError("no score: pass --score FILE_OR_FOLDER (.mid .musicxml .mxl .ust .ustx .ds, or a --dump .json)")
-        if args.device == "cuda" and not torch.cuda.is_available():
-            raise UserInputError("--device cuda: no CUDA device is available here; use --device cpu")
-        jobs = _jobs(score, args.out, args.lyrics, args.dump)
-    acoustic, vocoder = _load_models(args)
+        jobs = _jobs(score_argument(args), args.out, args.lyrics, args.dump)
+    acoustic, vocoder = _sources(args)
+    singer = Singer.load(acoustic, vocoder=vocoder, device="cpu" if args.pack else args.device)
     if args.pack:
-        out = pack_pair(acoustic, vocoder, args.out)
-        print(f"packed {acoustic.source} + {vocoder.source} -> {out}")
+        out = singer.pack(args.out)
+        print(f"packed {', '.join(record.source for record in singer.saved.trained)} -> {out}")
         return 0
-    sing_jobs(pair_singer(acoustic, vocoder), jobs, args)
+    sing_jobs(singer, jobs, args)
     return 0
 
 

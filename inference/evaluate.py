@@ -25,6 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 import numpy as np  # noqa: E402
 
 from config.errors import UserInputError, run_cli  # noqa: E402

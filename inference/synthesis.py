@@ -7,6 +7,15 @@ cut in the middle of every rest of at least `min_rest_seconds`; each phrase is r
 `crossfade_frames` extra frames of rest at its end, which are cross-faded with the start of the
 next phrase.
 
+A phrase longer than `max_piece_seconds` (a 10-minute note, a minute of leading rest, a song with
+no rests) is rendered in pieces (`cut_pieces`), so that memory is bounded by construction and not
+by the score: the phrase's phoneme-level score is cut at frame positions (inside notes and rests
+alike; a phoneme split by a cut keeps its note's pitch, duration and slur on both sides), each piece
+is rendered with `piece_overlap_seconds` of the real neighbouring score on both sides, and
+consecutive pieces are cross-faded over the middle half of that overlap, where both renders have
+seen at least a quarter of it as context. The model's attention, flow and decoder then never see
+more than a piece plus its overlap.
+
 The text frontend and frame rule are those of binarization (`preprocessor.text`), not copies.
 """
 from __future__ import annotations
@@ -22,8 +31,8 @@ import torch
 
 from config.errors import UserInputError
 from modules.score_encoder import N_MIDI_PITCHES
-from modules.visinger import VISingerGenerator
-from preprocessor.score import REST, Note
+from modules.score_inputs import ScoreInputs, SingingModel
+from preprocessor.score import REST, Note, validate_notes
 from preprocessor.text.frame_rule import PhonemeScore, note_frame_counts, phoneme_score
 from preprocessor.text.korean import KoreanFrontend, NotePhonemes
 
@@ -133,6 +142,50 @@ def cut_phrases(notes: Sequence[Note], note_frames: Sequence[int], min_rest_fram
     return phrases
 
 
+@dataclass(frozen=True)
+class Piece:
+    """One bounded render of a long phrase: `core` frames are its share, `window` what it renders (frames)."""
+
+    core_start: int
+    core_end: int
+    window_start: int
+    window_end: int
+
+
+def cut_pieces(total_frames: int, max_core_frames: int, overlap_frames: int) -> list[Piece]:
+    """Equal pieces of at most `max_core_frames` tiling ``0..total_frames``, each window widened by
+    `overlap_frames` on both sides (clipped to the phrase). One piece when the phrase fits."""
+    if max_core_frames < 1 or overlap_frames < 0:
+        raise ValueError(f"need max_core_frames >= 1 and overlap_frames >= 0, got {max_core_frames}, {overlap_frames}")
+    count = max(1, math.ceil(total_frames / max_core_frames))
+    edges = [round(k * total_frames / count) for k in range(count + 1)]
+    return [
+        Piece(start, end, max(0, start - overlap_frames), min(total_frames, end + overlap_frames))
+        for start, end in zip(edges, edges[1:])
+    ]
+
+
+def slice_phone_inputs(inputs: ScoreInputs, start: int, end: int) -> ScoreInputs:
+    """The `[1, P]` phoneme-level score restricted to frames ``start..end``: phonemes outside are
+    dropped, the two at the edges keep only their frames inside (their note's pitch, duration and
+    slur are unchanged, so a cut inside a note continues that note)."""
+    frames = inputs.phone_frames[0]
+    ends = torch.cumsum(frames, 0)
+    starts = ends - frames
+    inside = (ends > start) & (starts < end)
+    inside |= (frames == 0) & (starts > start) & (starts < end)  # a zero-frame phoneme inside the window
+    index = torch.nonzero(inside).squeeze(1)
+    clipped = ends[index].clamp(max=end) - starts[index].clamp(min=start)
+    return ScoreInputs(
+        phone_ids=inputs.phone_ids[:, index],
+        note_pitch=inputs.note_pitch[:, index],
+        note_dur=inputs.note_dur[:, index],
+        slur=inputs.slur[:, index],
+        phone_frames=clipped.clamp_min(0).unsqueeze(0),
+        phone_lengths=torch.tensor([len(index)], device=frames.device),
+    )
+
+
 def _check_pitches(notes: Sequence[Note], key_shift: int, source: str) -> None:
     """Sung pitches (after `key_shift`) must be MIDI 1..127: the score encoder has one embedding per MIDI pitch."""
     for index, note in enumerate(notes):
@@ -171,10 +224,10 @@ def with_rest_context(
 
 
 class SingingSynthesizer:
-    """A generator plus the shared frontend: `synthesize(notes)` -> `SynthesisResult`.
+    """A singer plus the shared frontend: `synthesize(notes)` -> `SynthesisResult`.
 
     Args:
-        generator: a trained `VISingerGenerator` (put in eval mode here).
+        generator: a trained `SingingModel` (VISinger's generator, the pair, ...; put in eval mode here).
         sample_rate, hop_size: the audio settings it was trained with.
         noise_scale: the prior's sampling temperature (0.667 as VITS; 0 = the prior mean).
         min_rest_seconds: rests at least this long separate independently rendered phrases.
@@ -183,11 +236,16 @@ class SingingSynthesizer:
             segments always begin and end in silence, and the convolutions learn where a segment's
             edges are; a phrase that starts on a sung note at time 0 would otherwise come out silent
             at its start (seen on the demo model).
+        max_piece_seconds: the longest stretch rendered in one go; a longer phrase is rendered in
+            pieces (see the module doc). It bounds memory: 4 s keeps any score under the peak of a
+            3-minute song of ordinary phrases (bench/inference_speed.py --long_note_seconds).
+        piece_overlap_seconds: real score rendered beyond each cut inside a phrase; the middle half
+            of it is cross-faded.
     """
 
     def __init__(
         self,
-        generator: VISingerGenerator,
+        generator: SingingModel,
         sample_rate: int,
         hop_size: int,
         device: torch.device | str = "cpu",
@@ -196,6 +254,8 @@ class SingingSynthesizer:
         crossfade_frames: int = 4,
         frontend: KoreanFrontend | None = None,
         context_seconds: float = 0.3,
+        max_piece_seconds: float = 4.0,
+        piece_overlap_seconds: float = 1.0,
     ) -> None:
         self.generator = generator.eval().to(device)
         self.sample_rate = sample_rate
@@ -206,26 +266,31 @@ class SingingSynthesizer:
         self.crossfade_frames = crossfade_frames
         self.context_frames = max(0, round(context_seconds * sample_rate / hop_size))
         self.frontend = frontend or KoreanFrontend()
+        frames_per_second = sample_rate / hop_size
+        overlap = max(0, round(piece_overlap_seconds * frames_per_second))
+        self.piece_overlap_frames = overlap
+        self.max_piece_frames = max(2 * overlap + 2, round(max_piece_seconds * frames_per_second))  # cross-fades never meet
 
-    def _phrase_tensors(self, score: PhonemeScore) -> dict[str, torch.Tensor]:
+    def _phrase_tensors(self, score: PhonemeScore) -> ScoreInputs:
         """`[1, P]` score tensors of one phrase."""
 
         def row(values, dtype):
             return torch.tensor([values], dtype=dtype, device=self.device)
 
-        return {
-            "phone_ids": row(score.phone_ids, torch.long),
-            "note_pitch": row(score.note_pitch, torch.long),
-            "note_dur": row(score.note_dur, torch.float32),
-            "slur": row(score.slur, torch.long),
-            "phone_frames": row(score.phone_frames, torch.long),
-            "phone_lengths": row(len(score.phone_ids), torch.long).view(1),
-        }
+        return ScoreInputs(
+            phone_ids=row(score.phone_ids, torch.long),
+            note_pitch=row(score.note_pitch, torch.long),
+            note_dur=row(score.note_dur, torch.float32),
+            slur=row(score.slur, torch.long),
+            phone_frames=row(score.phone_frames, torch.long),
+            phone_lengths=row(len(score.phone_ids), torch.long).view(1),
+        )
 
     def plan(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0) -> RenderPlan:
         """The phrases `synthesize` renders `notes` as (contiguous from time 0, rests as `SP`): the editable render."""
         if not notes:
             raise UserInputError(f"{source}: the score has no notes; write the melody as notes (one per syllable)")
+        validate_notes(notes, source)
         notes = tuple(n if n.is_rest or key_shift == 0 else Note(n.start, n.end, n.pitch + key_shift, n.lyric) for n in notes)
         _check_pitches(notes, key_shift, source)
         # Half-up, as the frame rule rounds every note boundary (Python's round() would send an end
@@ -289,7 +354,7 @@ class SingingSynthesizer:
             inputs = self._phrase_tensors(phrase.score)
             override = self._f0_override(phrase, inputs, speaker, noise_scale)
             t0 = time.perf_counter()
-            out = self._render(self.generator, inputs, speaker, timings, override, noise_scale)
+            out = self._render_phrase(self.generator, inputs, speaker, timings, override, noise_scale)
             timings["acoustic"] += time.perf_counter() - t0 - timings.pop("_decoder_last", 0.0)
             predicted_f0.append(out["f0"])
             sung_f0 = out["f0"] if override is None else override[0].cpu().numpy()
@@ -311,7 +376,7 @@ class SingingSynthesizer:
         note_frames = list(plan.note_frames) if plan.note_frames else [f for p in plan.phrases for f in p.note_frame_counts]
         return SynthesisResult(wav, self.sample_rate, hop, f0, note_frames, plan.notes, len(plan.phrases), timings, tuple(predicted_f0))
 
-    def _f0_override(self, phrase: PhrasePlan, inputs: dict[str, torch.Tensor], speaker: torch.Tensor, noise_scale: float) -> torch.Tensor | None:
+    def _f0_override(self, phrase: PhrasePlan, inputs: ScoreInputs, speaker: torch.Tensor, noise_scale: float) -> torch.Tensor | None:
         """The phrase's given F0 as `[1, T]`, its NaN frames filled with the model's prediction."""
         if phrase.f0_hz is None:
             return None
@@ -321,37 +386,78 @@ class SingingSynthesizer:
             # One extra pass for the prediction, with the random state put back so that the render
             # itself draws the same noise as without the override.
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                predicted = self.generator.infer(**inputs, speaker_id=speaker, noise_scale=noise_scale).f0_pred[0].float().cpu().numpy()
+                predicted = self._render_phrase(self.generator, inputs, speaker, {"decoder": 0.0}, None, noise_scale)["f0"]
             given = np.where(missing, predicted, given)
         return torch.from_numpy(given)[None].to(self.device)
 
     def _check_speaker(self, speaker_id: int) -> None:
         """A bad id would index past the speaker table (or be silently ignored by a one-speaker model)."""
-        n_speakers = self.generator.config.n_speakers
+        n_speakers = self.generator.n_speakers
         if not 0 <= speaker_id < n_speakers:
             raise UserInputError(
                 f"--speaker {speaker_id}: this model has {n_speakers} speaker(s); pass --speaker between 0 and {n_speakers - 1}"
             )
 
-    def _render(
+    def _render_phrase(
         self,
-        generator: VISingerGenerator,
-        inputs: dict[str, torch.Tensor],
+        generator: SingingModel,
+        inputs: ScoreInputs,
         speaker: torch.Tensor,
         timings: dict[str, float],
         f0: torch.Tensor | None = None,
         noise_scale: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """One phrase through the generator; forward hooks time the decoder apart from the acoustic part."""
+        """One phrase: in one go when it fits in `max_piece_frames`, else piece by piece, cross-faded.
+
+        `f0` `[1, T]` (Hz): the phrase's given F0 (a dump's or a DS score's curve), cut with each piece.
+        """
+        total = int(inputs.phone_frames.sum())
+        pieces = cut_pieces(total, self.max_piece_frames, self.piece_overlap_frames)
+        if len(pieces) == 1:
+            return self._render(generator, inputs, speaker, timings, f0, noise_scale)
+        hop, half = self.hop_size, self.piece_overlap_frames // 2
+        wav = np.zeros(total * hop, dtype=np.float32)
+        f0_sung = np.zeros(total, dtype=np.float32)
+        fade = np.linspace(0.0, 1.0, 2 * half * hop, endpoint=False, dtype=np.float32)
+        decoder_seconds = 0.0
+        for number, piece in enumerate(pieces):
+            piece_f0 = None if f0 is None else f0[:, piece.window_start : piece.window_end]
+            piece_inputs = slice_phone_inputs(inputs, piece.window_start, piece.window_end)
+            out = self._render(generator, piece_inputs, speaker, timings, piece_f0, noise_scale)
+            decoder_seconds += timings.pop("_decoder_last", 0.0)
+            first, last = number == 0, number == len(pieces) - 1
+            start = piece.core_start if first else piece.core_start - half  # frames of the phrase this piece writes
+            end = piece.core_end if last else piece.core_end + half
+            audio = out["wav"][(start - piece.window_start) * hop : (end - piece.window_start) * hop].copy()
+            if not first:
+                audio[: len(fade)] *= fade
+            if not last:
+                audio[len(audio) - len(fade) :] *= fade[::-1]
+            wav[start * hop : end * hop] += audio  # the two ramps over a cross-fade add up to one
+            f0_sung[piece.core_start : piece.core_end] = out["f0"][piece.core_start - piece.window_start : piece.core_end - piece.window_start]
+        timings["_decoder_last"] = decoder_seconds
+        return {"wav": wav, "f0": f0_sung}
+
+    def _render(
+        self,
+        generator: SingingModel,
+        inputs: ScoreInputs,
+        speaker: torch.Tensor,
+        timings: dict[str, float],
+        f0: torch.Tensor | None = None,
+        noise_scale: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One phrase (or piece) through the model; forward hooks time its waveform stage apart from the rest."""
         marks: list[float] = []
-        before = generator.decoder.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
-        after = generator.decoder.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
+        stage = generator.waveform_stage
+        before = stage.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
+        after = stage.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
         try:
-            out = generator.infer(**inputs, speaker_id=speaker, noise_scale=self.noise_scale if noise_scale is None else noise_scale, f0=f0)
+            out = generator.sing(inputs, speaker, self.noise_scale if noise_scale is None else noise_scale, f0=f0)
         finally:
             before.remove()
             after.remove()
         decoder_seconds = marks[1] - marks[0] if len(marks) == 2 else 0.0
         timings["decoder"] += decoder_seconds
         timings["_decoder_last"] = decoder_seconds
-        return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_pred[0].float().cpu().numpy()}
+        return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_hz[0].float().cpu().numpy()}

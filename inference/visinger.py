@@ -23,18 +23,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 from config.errors import UserInputError, run_cli  # noqa: E402
+from inference.devices import DEFAULT_DEVICE, DEVICE_HELP, check_device_name  # noqa: E402
+from inference.api import DEFAULT_NOISE_SCALE  # noqa: E402
+from model_io.checkpoint_file import ROOT_ENV, work_dir_for  # noqa: E402
 
 logger = logging.getLogger("inference")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--exp_name", help="experiment under --work_dir_root (default checkpoint: best, else latest)")
-    source.add_argument("--ckpt", type=Path, help="a checkpoint file or a packed model folder")
-    source.add_argument("--pack", metavar="EXP_NAME", help="write the experiment as a self-contained folder to --out and exit")
-    parser.add_argument("--work_dir_root", type=Path, default=Path("checkpoints"), help="where experiments live (default: checkpoints)")
+def add_score_arguments(parser: argparse.ArgumentParser, stochastic: bool) -> None:
+    """The flags every singing CLI shares (where models live, the score, the output, the device); with
+    `stochastic`, also the prior's temperature and seed (a deterministic model takes neither)."""
+    parser.add_argument("--work_dir_root", type=Path, default=None, help=f"where experiments live (default: ${ROOT_ENV}, else ./checkpoints)")
     score = parser.add_mutually_exclusive_group()
     score.add_argument("--score", type=Path, help="a score (.mid .musicxml .xml .mxl .ust .ustx .ds, or a --dump .json) or a folder of them")
     score.add_argument("--midi", type=Path, help="the same as --score (its old name)")
@@ -45,10 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--monophonic", choices=("strict", "top"), default="strict", help="overlapping notes: an error (strict) or keep the top voice")
     parser.add_argument("--key_shift", type=int, default=0, help="transpose by this many semitones")
     parser.add_argument("--speaker", type=int, default=0, help="speaker id of a multi-speaker model")
-    parser.add_argument("--noise_scale", type=float, default=0.667, help="prior sampling temperature (0 = the prior mean)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    if stochastic:
+        parser.add_argument("--noise_scale", type=float, default=DEFAULT_NOISE_SCALE, help="prior sampling temperature (0 = the prior mean)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of the prior sample")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument("--plot", action="store_true", help="also write a PNG beside each wav: score piano roll with the predicted F0, and the mel spectrogram")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the prior sample")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, model: str, ckpt_help: str) -> None:
+    """`--exp_name` | `--ckpt` | `--pack` (one of them): where the `model` comes from."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--exp_name", help=f"{model} experiment under --work_dir_root (default checkpoint: best, else latest)")
+    source.add_argument("--ckpt", type=Path, help=ckpt_help)
+    source.add_argument("--pack", metavar="EXP_NAME", help=f"write the {model} experiment as a self-contained folder to --out and exit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser, "VISinger", "a checkpoint file or a packed model folder")
+    add_score_arguments(parser, stochastic=True)
     return parser
 
 
@@ -92,30 +111,32 @@ def _jobs(score: Path, out: Path, lyrics: Path | None, dump: Path | None = None)
     return [(score, out, lyrics, dump)]
 
 
+def score_argument(args: argparse.Namespace) -> Path:
+    """`--score` (or its old name `--midi`), required when singing."""
+    score = args.score if args.score is not None else args.midi
+    if score is None:
+        raise UserInputError("no score: pass --score FILE_OR_FOLDER (.mid .musicxml .mxl .ust .ustx .ds, or a --dump .json)")
+    return score
+
+
 def main() -> int:
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from inference.synthesis import limit_onednn_primitive_cache
 
     limit_onednn_primitive_cache()  # before any convolution runs
-    import torch
+    from inference.api import Singer
 
-    from inference.model_loading import load_singer, pack_experiment
-
+    check_device_name(args.device)
     if args.pack:
-        singer = load_singer(exp_dir=args.work_dir_root / args.pack)
-        out = pack_experiment(singer, args.out)
+        singer = Singer.load(work_dir_for(args.pack, args.work_dir_root), device="cpu")
+        out = singer.pack(args.out)
         print(f"packed {singer.source} -> {out}")
         return 0
     if args.exp_name is None and args.ckpt is None:
         raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH")
-    score = args.score if args.score is not None else args.midi
-    if score is None:
-        raise UserInputError("no score: pass --score FILE_OR_FOLDER (.mid .musicxml .mxl .ust .ustx .ds, or a --dump .json)")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda: no CUDA device is available here; use --device cpu")
-    jobs = _jobs(score, args.out, args.lyrics, args.dump)
-    singer = load_singer(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
+    jobs = _jobs(score_argument(args), args.out, args.lyrics, args.dump)
+    singer = Singer.load(work_dir_for(args.exp_name, args.work_dir_root) if args.exp_name else args.ckpt, device=args.device)
     sing_jobs(singer, jobs, args)
     return 0
 
@@ -126,19 +147,18 @@ def sing_jobs(singer, jobs: list[tuple[Path, Path, Path | None, Path | None]], a
 
     from inference.render import render_score
 
-    synthesizer = None
     for midi, wav_path, lyrics, dump in tqdm(jobs, desc="sing", unit="song", disable=len(jobs) < 2):
         started = time.perf_counter()
-        synthesizer, result, warnings = render_score(
+        sung = render_score(
             singer, midi, wav_path, lyrics=lyrics, track=args.track, monophonic=args.monophonic, key_shift=args.key_shift,
-            speaker=args.speaker, noise_scale=args.noise_scale, device=args.device, plot=args.plot, seed=args.seed,
-            synthesizer=synthesizer, dump=dump,
+            speaker=args.speaker, noise_scale=getattr(args, "noise_scale", DEFAULT_NOISE_SCALE), plot=args.plot,
+            seed=getattr(args, "seed", 0), dump=dump,
         )  # fmt: skip
-        for warning in warnings:
+        for warning in sung.warnings:
             logger.warning("%s", warning)
-        seconds = len(result.wav) / result.sample_rate
+        seconds = len(sung.wav) / sung.sample_rate
         elapsed = time.perf_counter() - started
-        print(f"{wav_path}  ({seconds:.2f} s of audio, {result.phrases} phrases, {elapsed:.2f} s, real-time factor {elapsed / max(seconds, 1e-9):.3f})")
+        print(f"{wav_path}  ({seconds:.2f} s of audio, {sung.synthesis.phrases} phrases, {elapsed:.2f} s, real-time factor {elapsed / max(seconds, 1e-9):.3f})")
         if args.plot:
             print(f"{wav_path.with_suffix('.png')}")
         if dump is not None:

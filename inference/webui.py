@@ -4,6 +4,8 @@
     python inference/webui.py --ckpt packed/csd_visinger --port 8000
     python inference/webui.py --exp_name a --exp_name b                    # the page offers both models
     python inference/webui.py --exp_name csd_visinger --host 0.0.0.0       # reachable from other machines
+    python inference/webui.py --exp_name csd_visinger --ddsp_exp demo_ddsp # + a timbre-transfer tab (DDSP singer)
+    python inference/webui.py --ddsp_exp demo_ddsp                         # the timbre-transfer tab alone
 
 It listens on 127.0.0.1 unless `--host` says otherwise (the page has no login: bind it to another
 address only on a network you trust). Nothing is fetched from the network: Gradio's analytics and
@@ -28,6 +30,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
 from config.errors import UserInputError, run_cli  # noqa: E402
+from inference.devices import DEFAULT_DEVICE, DEVICE_HELP, check_device_name  # noqa: E402
+from model_io.checkpoint_file import work_dir_for  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = REPO_ROOT / "data" / "examples"
@@ -48,27 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_name", action="append", default=[], help="experiment under --work_dir_root (repeat for several models)")
     parser.add_argument("--ckpt", action="append", type=Path, default=[], help="a checkpoint file or a packed model folder (repeatable)")
-    parser.add_argument("--work_dir_root", type=Path, default=Path("checkpoints"), help="where experiments live (default: checkpoints)")
+    parser.add_argument("--ddsp_exp", action="append", default=[], help="a DDSP singer experiment: adds the timbre-transfer tab (repeatable)")
+    parser.add_argument("--ddsp_ckpt", action="append", type=Path, default=[], help="a DDSP singer checkpoint or pack (repeatable)")
+    parser.add_argument("--work_dir_root", type=Path, default=None, help="where experiments live (default: $SVS_CHECKPOINTS_ROOT, else ./checkpoints)")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 = every interface)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument("--examples", type=Path, default=EXAMPLES_DIR, help="folder of example scores offered on the page (default: data/examples)")
     return parser
 
 
-def model_sources(args: argparse.Namespace) -> dict[str, tuple[Path | None, Path | None]]:
-    """Page name -> (experiment folder, checkpoint) for every model given, in order; names are unique."""
+def model_sources(args: argparse.Namespace, ddsp: bool = False) -> dict[str, tuple[Path | None, Path | None]]:
+    """Page name -> (experiment folder, checkpoint) for every model given, in order; names are unique.
+    `ddsp`: the DDSP singers of the transfer tab (`--ddsp_exp`, `--ddsp_ckpt`) instead of the score singers."""
     sources: dict[str, tuple[Path | None, Path | None]] = {}
-    given = [(name, (args.work_dir_root / name, None)) for name in args.exp_name]
+    given = [(name, (work_dir_for(name, args.work_dir_root), None)) for name in (args.ddsp_exp if ddsp else args.exp_name)]
     # A pack is named by its folder, a checkpoint file by its experiment and step: "csd_visinger/model_best".
-    given += [(ckpt.name if ckpt.is_dir() else f"{ckpt.parent.name}/{ckpt.stem}", (None, ckpt)) for ckpt in args.ckpt]
+    given += [(ckpt.name if ckpt.is_dir() else f"{ckpt.parent.name}/{ckpt.stem}", (None, ckpt)) for ckpt in (args.ddsp_ckpt if ddsp else args.ckpt)]
     for name, source in given:
         unique, number = name, 2
         while unique in sources:
             unique, number = f"{name} ({number})", number + 1
         sources[unique] = source
-    if not sources:
-        raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH")
+    if not sources and not ddsp and not (args.ddsp_exp or args.ddsp_ckpt):
+        raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH (or --ddsp_exp NAME for the timbre-transfer tab)")
     return sources
 
 
@@ -163,8 +170,28 @@ def lyrics_column(table) -> list[str]:
     return ["" if row[LYRICS_COLUMN] is None else str(row[LYRICS_COLUMN]) for row in table_rows(table)]
 
 
-def build_page(handlers: PageHandlers):
-    """The Gradio Blocks of the page (not launched)."""
+def build_page(handlers: PageHandlers | None, transfer=None):
+    """The Gradio Blocks of the page (not launched): the score tab (`handlers`), and the timbre-transfer tab
+    when `transfer` (an `inference.webui_transfer.TransferTab`) is given."""
+    import gradio as gr
+
+    with gr.Blocks(title="Korean VISinger", analytics_enabled=False, delete_cache=(900, 3600)) as page:
+        if transfer is None:
+            _score_tab(handlers)
+        else:
+            from inference.webui_transfer import build_transfer_tab
+
+            with gr.Tabs():
+                if handlers is not None:
+                    with gr.Tab("Sing a score", elem_id="score-tab"):
+                        _score_tab(handlers)
+                with gr.Tab("Timbre transfer", elem_id="transfer-tab"):
+                    build_transfer_tab(transfer)
+    return page
+
+
+def _score_tab(handlers: PageHandlers) -> None:
+    """The score singer's components and events, inside the caller's Blocks (or Tab) context."""
     import gradio as gr
 
     from inference.webui_handlers import DEFAULT_NOISE_SCALE, SCORE_SUFFIXES, TABLE_HEADERS
@@ -172,46 +199,44 @@ def build_page(handlers: PageHandlers):
     singing = handlers.singing
     names = singing.model_names
     speakers = singing.speakers(names[0])
-    with gr.Blocks(title="Korean VISinger", analytics_enabled=False, delete_cache=(900, 3600)) as page:
-        gr.Markdown("## Korean VISinger: sing a score\nUpload a score whose notes carry Hangul lyrics (one syllable per note), or pick an example; edit a phrase's lyrics in the table; render.")
-        view = gr.State(None)
-        with gr.Row():
-            with gr.Column(scale=1):
-                upload = gr.File(label=f"score ({', '.join(SCORE_SUFFIXES)})", file_types=list(SCORE_SUFFIXES), type="filepath", elem_id="score-upload")
-                example = gr.Dropdown(choices=list(handlers.examples), value=None, label="or an example (data/examples/)", elem_id="example")
-                model = gr.Dropdown(choices=names, value=names[0], label="model", visible=len(names) > 1, elem_id="model")
-                speaker = gr.Dropdown(choices=list(range(speakers)), value=0, label="speaker", visible=speakers > 1, elem_id="speaker")
-                key_shift = gr.Slider(-12, 12, value=0, step=1, label="key shift (semitones)", elem_id="key-shift")
-                noise_scale = gr.Slider(0.0, 1.5, value=DEFAULT_NOISE_SCALE, step=0.01, label="noise scale (0 = the prior mean)", elem_id="noise-scale")
-                with gr.Row():
-                    check = gr.Button("Check lyrics", elem_id="check-lyrics")
-                    render = gr.Button("Render", variant="primary", elem_id="render")
-            with gr.Column(scale=2):
-                status = gr.HTML(status_html("upload a score or pick an example"), elem_id="status")
-                table = gr.Dataframe(
-                    headers=list(TABLE_HEADERS), datatype=["number", "str", "number", "str", "str"], value=[], type="array",
-                    interactive=True, static_columns=[0, 1, 2, 3], label="phrases (edit the lyrics column: one syllable per note)",
-                    elem_id="phrases", wrap=True,
-                )  # fmt: skip
-        with gr.Row():
-            # The browser's own player (an <audio> element), not the waveform view: plain, and what users expect.
-            audio = gr.Audio(
-                type="filepath", interactive=False, label="sung", elem_id="sung-audio",
-                waveform_options=gr.WaveformOptions(show_recording_waveform=False),
+    gr.Markdown("## Korean VISinger: sing a score\nUpload a score whose notes carry Hangul lyrics (one syllable per note), or pick an example; edit a phrase's lyrics in the table; render.")
+    view = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(label=f"score ({', '.join(SCORE_SUFFIXES)})", file_types=list(SCORE_SUFFIXES), type="filepath", elem_id="score-upload")
+            example = gr.Dropdown(choices=list(handlers.examples), value=None, label="or an example (data/examples/)", elem_id="example")
+            model = gr.Dropdown(choices=names, value=names[0], label="model", visible=len(names) > 1, elem_id="model")
+            speaker = gr.Dropdown(choices=list(range(speakers)), value=0, label="speaker", visible=speakers > 1, elem_id="speaker")
+            key_shift = gr.Slider(-12, 12, value=0, step=1, label="key shift (semitones)", elem_id="key-shift")
+            noise_scale = gr.Slider(0.0, 1.5, value=DEFAULT_NOISE_SCALE, step=0.01, label="noise scale (0 = the prior mean)", elem_id="noise-scale")
+            with gr.Row():
+                check = gr.Button("Check lyrics", elem_id="check-lyrics")
+                render = gr.Button("Render", variant="primary", elem_id="render")
+        with gr.Column(scale=2):
+            status = gr.HTML(status_html("upload a score or pick an example"), elem_id="status")
+            table = gr.Dataframe(
+                headers=list(TABLE_HEADERS), datatype=["number", "str", "number", "str", "str"], value=[], type="array",
+                interactive=True, static_columns=[0, 1, 2, 3], label="phrases (edit the lyrics column: one syllable per note)",
+                elem_id="phrases", wrap=True,
             )  # fmt: skip
-            wav_file = gr.File(label="download the wav", interactive=False, elem_id="sung-wav")
-        tuning = gr.Textbox(label="render", interactive=False, elem_id="tuning")
-        plot = gr.Image(type="filepath", interactive=False, label="score piano roll with F0, and the mel spectrogram", elem_id="plot")
-
-        upload.upload(handlers.open_upload, inputs=upload, outputs=[view, table, status])
-        example.change(handlers.open_example, inputs=example, outputs=[view, table, status])
-        check.click(handlers.check_lyrics, inputs=[view, table], outputs=[view, table, status])
-        render.click(
-            handlers.render, inputs=[view, table, model, key_shift, noise_scale, speaker],
-            outputs=[view, table, audio, wav_file, plot, tuning, status],
+    with gr.Row():
+        # The browser's own player (an <audio> element), not the waveform view: plain, and what users expect.
+        audio = gr.Audio(
+            type="filepath", interactive=False, label="sung", elem_id="sung-audio",
+            waveform_options=gr.WaveformOptions(show_recording_waveform=False),
         )  # fmt: skip
-        model.change(handlers.speaker_choices, inputs=model, outputs=speaker)
-    return page
+        wav_file = gr.File(label="download the wav", interactive=False, elem_id="sung-wav")
+    tuning = gr.Textbox(label="render", interactive=False, elem_id="tuning")
+    plot = gr.Image(type="filepath", interactive=False, label="score piano roll with F0, and the mel spectrogram", elem_id="plot")
+
+    upload.upload(handlers.open_upload, inputs=upload, outputs=[view, table, status])
+    example.change(handlers.open_example, inputs=example, outputs=[view, table, status])
+    check.click(handlers.check_lyrics, inputs=[view, table], outputs=[view, table, status])
+    render.click(
+        handlers.render, inputs=[view, table, model, key_shift, noise_scale, speaker],
+        outputs=[view, table, audio, wav_file, plot, tuning, status],
+    )  # fmt: skip
+    model.change(handlers.speaker_choices, inputs=model, outputs=speaker)
 
 
 def serve(args: argparse.Namespace, work_dir: Path, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
@@ -219,22 +244,27 @@ def serve(args: argparse.Namespace, work_dir: Path, ready: threading.Event | Non
     from inference.synthesis import limit_onednn_primitive_cache
 
     limit_onednn_primitive_cache()
-    import torch
-
-    from inference.model_loading import load_singer
+    from inference.api import Singer
+    from inference.timbre_transfer import DDSPVoice
     from inference.webui_handlers import WebSinging
+    from inference.webui_transfer import TransferTab
+    from preprocessor.text.korean import KoreanFrontend
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda: no CUDA device is available here; use --device cpu")
+    check_device_name(args.device)
     if not 0 < args.port < 65536:
         raise UserInputError(f"--port {args.port}: use a port between 1 and 65535")
-    models = {name: load_singer(exp_dir=exp_dir, ckpt=ckpt) for name, (exp_dir, ckpt) in model_sources(args).items()}
+    frontend = KoreanFrontend()
+    models = {name: Singer.load(exp_dir or ckpt, device=args.device, frontend=frontend) for name, (exp_dir, ckpt) in model_sources(args).items()}
+    voices = {name: DDSPVoice.load(exp_dir=exp_dir, ckpt=ckpt) for name, (exp_dir, ckpt) in model_sources(args, ddsp=True).items()}
     import gradio as gr  # after OFFLINE_ENVIRONMENT and GRADIO_TEMP_DIR are set
 
-    singing = WebSinging(models, work_dir, device=args.device)
-    singing.warm_up()
-    handlers = PageHandlers(singing, example_scores(args.examples))
-    page = build_page(handlers)
+    handlers = None
+    if models:
+        singing = WebSinging(models, work_dir, frontend=frontend)
+        singing.warm_up()
+        handlers = PageHandlers(singing, example_scores(args.examples))
+    transfer = TransferTab(voices, work_dir / "transfer") if voices else None
+    page = build_page(handlers, transfer)
     page.queue(default_concurrency_limit=2, max_size=32)
     page.launch(
         server_name=args.host, server_port=args.port, prevent_thread_lock=True, inbrowser=False, share=False,

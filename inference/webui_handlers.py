@@ -33,9 +33,8 @@ import numpy as np
 
 from config.errors import UserInputError, error_line
 from inference.metrics import TuningResult, in_tune_share
-from inference.model_loading import LoadedSinger
+from inference.api import Singer
 from inference.render import render_score
-from inference.synthesis import SingingSynthesizer
 from preprocessor.atomic_io import write_text_atomic
 from preprocessor.audio import extract_f0
 from preprocessor.score import Note
@@ -140,16 +139,14 @@ class WebSinging:
     Args:
         models: name -> loaded singer (the page offers the names; the first is the default).
         work_dir: an existing folder the caller removes at exit; everything is written below it.
-        device: "cpu" or "cuda".
         frontend: a shared `KoreanFrontend` (its g2pk load costs seconds), else one is made.
         keep_renders: how many render folders to keep before deleting the oldest.
     """
 
     def __init__(
         self,
-        models: Mapping[str, LoadedSinger],
+        models: Mapping[str, Singer],
         work_dir: Path,
-        device: str = "cpu",
         frontend: KoreanFrontend | None = None,
         keep_renders: int = 32,
     ) -> None:
@@ -157,8 +154,9 @@ class WebSinging:
             raise ValueError("no models")
         self.models = dict(models)
         self.work_dir = Path(work_dir)
-        self.device = device
         self.frontend = frontend or KoreanFrontend()
+        for singer in self.models.values():
+            singer.frontend = singer.frontend or self.frontend  # one g2pk load for the page and every model
         self.keep_renders = keep_renders
         self._lock = threading.Lock()
         self._renders: list[Path] = []
@@ -173,9 +171,9 @@ class WebSinging:
         return list(self.models)
 
     def speakers(self, model: str) -> int:
-        return int(self._singer(model).generator.config.n_speakers)
+        return int(self._singer(model).model.n_speakers)
 
-    def _singer(self, model: str) -> LoadedSinger:
+    def _singer(self, model: str) -> Singer:
         if model not in self.models:
             raise UserInputError(f"model {model!r}: not loaded; pick one of {', '.join(self.models)}")
         return self.models[model]
@@ -229,11 +227,11 @@ class WebSinging:
         started = time.perf_counter()
         with self._lock:
             audio = singer.audio
-            synthesizer = SingingSynthesizer(singer.generator, audio.sample_rate, audio.hop_size, device=self.device, noise_scale=float(noise_scale), frontend=self.frontend)
-            _, result, warnings = render_score(
+            sung = render_score(
                 singer, view.score_path, wav_path, key_shift=int(key_shift), speaker=int(speaker), noise_scale=float(noise_scale),
-                device=self.device, plot=True, seed=seed, synthesizer=synthesizer, score=view.score,
+                plot=True, seed=seed, score=view.score,
             )  # fmt: skip
+            result, warnings = sung.synthesis, sung.warnings
         elapsed = time.perf_counter() - started
         frames = len(result.f0_hz)
         measured = extract_f0(result.wav, result.sample_rate, result.hop_size, frames, audio.f0_min, audio.f0_max, audio.f0_extractor).f0_hz

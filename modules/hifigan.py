@@ -17,7 +17,9 @@ own mel loss.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import torch
@@ -248,3 +250,30 @@ class HiFiGANGenerator(nn.Module):
             parametrize.remove_parametrizations(up, "weight")
         for block in self.resblocks:
             block.remove_weight_norm()
+
+
+@dataclass(frozen=True)
+class HiFiGANVocoderConfig:
+    """`HiFiGANGenerator`'s arguments for a mel vocoder, one to one (single speaker: no `gin_channels`).
+
+    Defaults are HiFi-GAN V1 at hop 300 (24 kHz CSD), the upsampling VISinger's decoder uses.
+    """
+
+    in_channels: int = 128
+    hop_size: int = 300
+    upsample_initial_channel: int = 512
+    upsample_rates: tuple[int, ...] = (5, 5, 4, 3)
+    upsample_kernel_sizes: tuple[int, ...] = (10, 10, 8, 6)
+    resblock_type: str = "1"
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    harmonic_source: bool = False  # NSF-style: a learnt harmonic-plus-noise source at the F0 excites the generator
+    sample_rate: int = 24000
+    n_harmonics: int = 48
+
+    def __post_init__(self) -> None:
+        # ValueError: config_section turns it into a one-line UserInputError naming the section.
+        check_upsampling(self.upsample_rates, self.hop_size, self.upsample_kernel_sizes)
+
+    def build(self) -> HiFiGANGenerator:
+        return HiFiGANGenerator(**dataclasses.asdict(self))

@@ -6,6 +6,8 @@ Shapes: frame-level predictions `[B, T]` or `[B, C, T]` with masks `[B, 1, T]` (
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch.nn import functional as F
 
@@ -113,3 +115,11 @@ def ctc_loss(phoneme_logits: torch.Tensor, frame_lengths: torch.Tensor, phone_id
         reduction="mean",
         zero_infinity=True,
     )
+
+
+def weighted_sum(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """`sum(weights[name] * terms[name])` in the order of `terms`; the names must match exactly (a weight
+    for a term that does not exist, or a term without a weight, is a bug, not something to skip)."""
+    if set(weights) != set(terms):
+        raise AssertionError(f"loss terms {sorted(terms)} != weights {sorted(weights)}")
+    return sum(weights[name] * value for name, value in terms.items())

@@ -39,6 +39,7 @@ from modules.masks import length_mask, rand_slice_segments, slice_segments
 from modules.phoneme_predictor import PhonemePredictor
 from modules.posterior_encoder import PosteriorEncoder
 from modules.score_encoder import ScoreEncoder
+from modules.score_inputs import ScoreInputs, SingingOutput
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,24 @@ class VISingerGenerator(nn.Module):
             uv_logit_pred=f0_prediction.uv_logit,
             phoneme_logits=phoneme_logits,
         )
+
+    # ---- the singer contract (modules.score_inputs.SingingModel) ----------------------------------------
+    @property
+    def n_speakers(self) -> int:
+        return self.config.n_speakers
+
+    @property
+    def waveform_stage(self) -> nn.Module:
+        return self.decoder
+
+    @torch.no_grad()
+    def sing(
+        self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.667, f0: torch.Tensor | None = None
+    ) -> SingingOutput:
+        """`infer` from a `ScoreInputs`: the waveform `[B, 1, T * hop]` and the F0 sung `[B, T]` (`f0` when given, else predicted)."""
+        out = self.infer(*score, speaker_id=speaker_id, noise_scale=noise_scale, f0=f0)
+        sung = out.f0_pred if f0 is None else f0 * out.frame_mask.squeeze(1)
+        return SingingOutput(out.wav, sung)
 
     @torch.no_grad()
     def infer(

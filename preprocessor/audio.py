@@ -87,11 +87,16 @@ class AudioSettings:
         return self.n_fft // 2 + 1
 
 
-def load_wav(path: Path | str, target_sample_rate: int) -> np.ndarray:
+SILENCE_PEAK = 2.0 / 32768  # at most two 16-bit steps: digital silence, not a quiet recording
+
+
+def load_wav(path: Path | str, target_sample_rate: int, require_signal: bool = False) -> np.ndarray:
     """Mono float32 ``[S]`` in [-1, 1] at ``target_sample_rate``.
 
     Stereo (or more channels) is averaged; a different file rate is converted with soxr (HQ).
-    A file that does not decode raises `UserInputError` naming it.
+    A file that does not decode, or holds NaN/infinite samples, raises `UserInputError` naming it.
+    require_signal: also refuse a recording that is digitally silent, or whose channels cancel in the
+        downmix (a phase-inverted stereo pair): a sung recording must hold singing.
     """
     path = Path(path)
     if not path.is_file():
@@ -104,7 +109,21 @@ def load_wav(path: Path | str, target_sample_rate: int) -> np.ndarray:
         ) from None
     if audio.shape[0] == 0:
         raise UserInputError(f"{path}: the audio file holds no samples; replace it or remove it from the dataset")
+    finite = np.isfinite(audio)
+    if not finite.all():
+        sample, channel = np.argwhere(~finite)[0]
+        raise UserInputError(
+            f"{path}: sample {sample} ({sample / file_rate:.3f} s, channel {channel}) is {audio[sample, channel]}, not a number; "
+            "re-export the recording as 16-bit or 24-bit PCM"
+        )
     mono = audio.mean(axis=1, dtype=np.float32) if audio.shape[1] > 1 else audio[:, 0]
+    if require_signal and float(np.abs(mono).max()) <= SILENCE_PEAK:
+        if float(np.abs(audio).max()) > SILENCE_PEAK:
+            raise UserInputError(
+                f"{path}: the {audio.shape[1]} channels cancel out when mixed to mono (one is the other phase-inverted); "
+                "keep one channel or fix the polarity of the recording"
+            )
+        raise UserInputError(f"{path}: the recording is digitally silent (peak {float(np.abs(audio).max()):.1e}); replace it or remove it from the dataset")
     if file_rate != target_sample_rate:
         mono = soxr.resample(mono, file_rate, target_sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)

@@ -4,6 +4,10 @@ Per segment: mel (the same `SpectrogramExtractor` the training losses use), f0 +
 energy, and the phonemes' frame counts from the frame rule, which must add up to the audio's
 frame count exactly. Also writes `phone_set.json`, `f0_stats.json` (train split) and
 `summary.json`, and returns a summary for printing.
+
+All-or-nothing: the whole dataset (every split, the statistics, the config) is built in a hidden
+folder beside `binary_dir` and swapped in at the end in one step (`atomic_io.replace_directory`);
+a failure at any point leaves the old dataset as it was and removes the half-built one.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from config.errors import UserInputError
-from preprocessor.atomic_io import write_text_atomic
+from preprocessor.atomic_io import replace_directory, staging_directory, write_text_atomic
 from preprocessor.binary_dataset import BinaryDatasetWriter, svs_fields
 from preprocessor.settings import DataPipelineSettings
 
@@ -53,13 +57,22 @@ def read_metadata(processed_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserInputError(f"{path}: not found; run preprocessor/runs/base_preprocess.py with the same config first")
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise UserInputError(f"{path}: line {line_number} is not JSON; re-run base_preprocess.py --force") from None
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise UserInputError(f"{path}: line {line} is not UTF-8 text; re-run base_preprocess.py --force") from None
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise UserInputError(f"{path}: line {line_number} is not JSON; re-run base_preprocess.py --force") from None
+            missing = [key for key in ("item_name", "recording", "split", "speaker", "wav", "n_frames", "seconds", "notes") if not isinstance(row, dict) or key not in row]
+            if missing:
+                raise UserInputError(f"{path}: line {line_number} lacks {', '.join(missing)}; re-run base_preprocess.py --force")
+            rows.append(row)
     return rows
 
 
@@ -126,16 +139,35 @@ def _binarize_star(args: tuple) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return binarize_item(*args)
 
 
-def run_binarize(settings: DataPipelineSettings, show_progress: bool = True) -> BinarizeSummary:
-    from preprocessor.text.phone_set import PHONE_SET, write_phone_set
+def run_binarize(settings: DataPipelineSettings, show_progress: bool = True, config: dict[str, Any] | None = None) -> BinarizeSummary:
+    """Binarize every split into `settings.binary_dir`, replacing the old dataset only once all is written.
+
+    config: the resolved config, saved as `config.yaml` inside the new dataset (swapped in with it).
+    """
+    import shutil
 
     rows = read_metadata(settings.processed_dir)
     if not rows:
         raise UserInputError(f"{settings.processed_dir / 'metadata.jsonl'}: no segments; check the raw data and re-run base_preprocess.py")
+    staging = staging_directory(settings.binary_dir)
+    try:
+        summary = _binarize_into(staging, rows, settings, show_progress)
+        if config is not None:
+            from config.loader import save_config
+
+            save_config(config, staging / "config.yaml")
+        replace_directory(staging, settings.binary_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BinarizeSummary(summary.items, summary.hours, summary.phone_counts, summary.f0_mean_log, summary.f0_std_log, settings.binary_dir)
+
+
+def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipelineSettings, show_progress: bool) -> BinarizeSummary:
+    from preprocessor.text.phone_set import PHONE_SET, write_phone_set
+
     speakers = sorted({r["speaker"] for r in rows})
     speaker_ids = {name: index for index, name in enumerate(speakers)}
-    out_dir = settings.binary_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     a = settings.audio
     attributes = {"sample_rate": a.sample_rate, "hop_size": a.hop_size, "n_mels": a.n_mels, "speakers": speakers}
     phone_counts: Counter[str] = Counter({p: 0 for p in PHONE_SET})

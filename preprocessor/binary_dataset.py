@@ -100,6 +100,88 @@ class BinaryDatasetWriter:
         os.replace(self.partial_dir, self.split_dir)
 
 
+REBINARIZE = "re-run preprocessor/runs/base_binarize.py to rebuild the dataset"
+
+
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from `path`, or one line naming the file and saying to re-binarize."""
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot read the {what} ({error.strerror}); {REBINARIZE}") from None
+    except UnicodeDecodeError as error:
+        raise UserInputError(f"{path}: the {what} is not UTF-8 text (byte {error.start}); {REBINARIZE}") from None
+    except json.JSONDecodeError as error:
+        raise UserInputError(f"{path}: the {what} is corrupt (invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}); {REBINARIZE}") from None
+    if not isinstance(document, dict):
+        raise UserInputError(f"{path}: the {what} is corrupt (a JSON {type(document).__name__}, not an object); {REBINARIZE}")
+    return document
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def read_meta(meta_path: Path) -> dict[str, Any]:
+    """`meta.json` of a split, checked entry by entry (a truncated or edited file is one line, not a traceback)."""
+    meta = _read_json_object(meta_path, "binary split metadata")
+
+    def corrupt(detail: str) -> UserInputError:
+        return UserInputError(f"{meta_path}: corrupt binary split metadata ({detail}); {REBINARIZE}")
+
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise UserInputError(f"{meta_path}: binary format version {version}, this code reads version {FORMAT_VERSION}; {REBINARIZE}")
+    fields, attributes, items = meta.get("fields"), meta.get("attributes"), meta.get("items")
+    if not isinstance(fields, dict) or not fields:
+        raise corrupt("'fields' must be a non-empty object")
+    if not isinstance(attributes, dict):
+        raise corrupt("'attributes' must be an object")
+    if not isinstance(items, list):
+        raise corrupt("'items' must be a list")
+    for name, spec in fields.items():
+        try:
+            valid = np.dtype(spec["dtype"]) is not None and _is_count(spec["total"])
+            valid = valid and isinstance(spec["trailing_shape"], list) and all(_is_count(d) for d in spec["trailing_shape"])
+        except (TypeError, KeyError):
+            valid = False
+        if not valid:
+            raise corrupt(f"field '{name}' needs a dtype, a trailing_shape list and a total count")
+    for index, item in enumerate(items):
+        where = f"item {index}"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise corrupt(f"{where} has no name")
+        offsets, lengths = item.get("offsets"), item.get("lengths")
+        if not isinstance(offsets, dict) or not isinstance(lengths, dict) or set(offsets) != set(fields) or set(lengths) != set(fields):
+            raise corrupt(f"{where} ({item['name']}) must have an offset and a length for every field")
+        for name in fields:
+            start, length = offsets[name], lengths[name]
+            if not (_is_count(start) and _is_count(length)) or start + length > fields[name]["total"]:
+                raise corrupt(f"{where} ({item['name']}), field '{name}': offset {start!r} + length {length!r} is outside 0..{fields[name]['total']}")
+    return meta
+
+
+def read_f0_stats(path: Path, may_be_empty: bool = False) -> dict[str, Any]:
+    """`f0_stats.json` of a binary dataset, checked (finite log-F0 mean, positive std, MIDI pitch range).
+
+    may_be_empty: accept ``{}`` (a packed model whose training data had no statistics).
+    """
+    import math
+
+    stats = _read_json_object(path, "F0 statistics")
+    if may_be_empty and not stats:
+        return stats
+
+    for key in ("log_f0_mean", "log_f0_std"):
+        value = stats.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (key == "log_f0_std" and value <= 0):
+            raise UserInputError(f"{path}: corrupt F0 statistics ('{key}' is {value!r}); {REBINARIZE}")
+    for key in ("note_pitch_min", "note_pitch_max"):
+        if key in stats and not (_is_count(stats[key]) and stats[key] <= 127):
+            raise UserInputError(f"{path}: corrupt F0 statistics ('{key}' is {stats[key]!r}); {REBINARIZE}")
+    return stats
+
+
 class BinaryDataset:
     """Random access to the items of one split, memory-mapped.
 
@@ -112,14 +194,7 @@ class BinaryDataset:
         meta_path = self.split_dir / "meta.json"
         if not meta_path.is_file():
             raise UserInputError(f"{meta_path}: binary split not found; run preprocessor/runs/base_binarize.py with this dataset config first")
-        with open(meta_path, encoding="utf-8") as handle:
-            meta = json.load(handle)
-        version = meta.get("format_version")
-        if version != FORMAT_VERSION:
-            raise UserInputError(
-                f"{meta_path}: binary format version {version}, this code reads version {FORMAT_VERSION}; "
-                "re-run preprocessor/runs/base_binarize.py to rebuild it"
-            )
+        meta = read_meta(meta_path)
         self.attributes: dict[str, Any] = meta["attributes"]
         self.items: list[dict[str, Any]] = meta["items"]
         self._arrays = {}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.errors import UserInputError
-from preprocessor.score import REST, Note
+from preprocessor.score import REST, Note, validate_notes
 from preprocessor.text.korean import is_hangul_syllable
 
 # Overlaps shorter than this between consecutive notes are legato in the annotation, not chords:
@@ -159,7 +159,7 @@ def read_final_csv(path: Path) -> list[Note]:
         raise UserInputError(f"{path}: cannot read the note csv ({error}); expected UTF-8 text") from None
     if not rows or [c.strip().lower() for c in rows[0][:4]] != ["start", "end", "pitch", "syllable"]:
         raise UserInputError(f"{path}: line 1 must be the header 'start,end,pitch,syllable'")
-    notes = []
+    notes, places = [], []
     for line_number, row in enumerate(rows[1:], start=2):
         if not row or not "".join(row).strip():
             continue
@@ -169,10 +169,13 @@ def read_final_csv(path: Path) -> list[Note]:
         except (ValueError, IndexError):
             raise UserInputError(f"{path}: line {line_number} is not 'start,end,pitch,syllable' ({','.join(row)!r})") from None
         note = Note(start, end, pitch, syllable)
+        validate_notes([note], path, [f"line {line_number}"])
         _check_note(note, path, f"line {line_number}")
         notes.append(note)
+        places.append(f"line {line_number}")
     if not notes:
         raise UserInputError(f"{path}: no notes; the csv holds only a header")
+    validate_notes(notes, path, places, max_overlap_seconds=LEGATO_OVERLAP_SECONDS)
     return notes
 
 

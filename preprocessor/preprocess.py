@@ -69,11 +69,11 @@ def _frontend():
 
 def process_recording(raw_dir: str, layout: str, recording_id: str, split: str, settings: DataPipelineSettings, out_dir: str) -> dict[str, Any]:
     """Segment, phonemize and write one recording; returns its marker (also written to disk)."""
-    from preprocessor.audio import load_wav
+    from preprocessor.audio import SILENCE_PEAK, load_wav
 
     recording = read_recording(Path(raw_dir), layout, recording_id)
     sample_rate, hop = settings.audio.sample_rate, settings.audio.hop_size
-    audio = load_wav(recording.wav_path, sample_rate)
+    audio = load_wav(recording.wav_path, sample_rate, require_signal=True)
     audio_seconds = len(audio) / sample_rate
     last_end = recording.notes[-1].end
     if last_end > audio_seconds + 0.5:
@@ -91,6 +91,7 @@ def process_recording(raw_dir: str, layout: str, recording_id: str, split: str, 
     frontend = _frontend()
     word_start_of = recording.word_starts()
     rows = []
+    silent_segments = []  # sung notes over digital silence: legitimate only rarely (a muted take), so warn
     for index, segment in enumerate(segments):
         item_name = f"{recording_id}_{index:03d}"
         n_frames = int(round(segment.duration * sample_rate / hop))
@@ -98,6 +99,8 @@ def process_recording(raw_dir: str, layout: str, recording_id: str, split: str, 
         clip = np.zeros(n_frames * hop, dtype=np.float32)
         available = audio[first_sample : first_sample + n_frames * hop]
         clip[: len(available)] = available
+        if any(not n.is_rest for n in segment.notes) and (not len(clip) or float(np.abs(clip).max()) <= SILENCE_PEAK):
+            silent_segments.append(f"{segment.start:.2f}-{segment.end:.2f} s")
         word_starts = [word_start_of.get(round(n.start + segment.start, 6), False) for n in segment.notes]
         phonemized = frontend.phonemize(list(segment.notes), source=str(recording.score_path), word_starts=word_starts)
         wav_rel = f"wavs/{item_name}.wav"
@@ -134,6 +137,10 @@ def process_recording(raw_dir: str, layout: str, recording_id: str, split: str, 
         "split": split,
         "sources": source_signature([recording.wav_path, recording.score_path]),
         "items": rows,
+        "warnings": [
+            f"{recording.wav_path}: {len(silent_segments)} of {len(segments)} segments are digitally silent under sung notes "
+            f"({', '.join(silent_segments[:5])}); check the recording against {recording.score_path.name}"
+        ] if silent_segments else [],
     }
     write_text_atomic(Path(out_dir) / "recordings" / f"{recording_id}.json", json.dumps(marker, ensure_ascii=False))
     return marker
@@ -187,8 +194,11 @@ def run_preprocess(settings: DataPipelineSettings, force: bool = False, show_pro
     for recording_id in recording_ids:
         marker_path = out_dir / "recordings" / f"{recording_id}.json"
         if not force and marker_path.is_file():
-            marker = json.loads(marker_path.read_text(encoding="utf-8"))
-            if marker.get("digest") == digest and marker.get("split") == splits[recording_id] and _sources_unchanged(marker):
+            try:
+                marker = json.loads(marker_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                marker = {}  # a damaged marker is a cache miss: the recording is processed again
+            if isinstance(marker, dict) and marker.get("digest") == digest and marker.get("split") == splits[recording_id] and _sources_unchanged(marker):
                 markers[recording_id] = marker
                 continue
         todo.append((str(raw_dir), layout, recording_id, splits[recording_id], settings, str(out_dir)))
@@ -205,6 +215,9 @@ def run_preprocess(settings: DataPipelineSettings, force: bool = False, show_pro
                 for marker in pool.map(_process_star, todo):
                     markers[marker["recording"]] = marker
                     progress.update()
+    for args in todo:  # once per recording, when it is processed
+        for warning in markers[args[2]].get("warnings", []):
+            logger.warning("warning: %s", warning)
     rows = [row for recording_id in recording_ids for row in markers[recording_id]["items"]]
     metadata_path = out_dir / "metadata.jsonl"
     write_text_atomic(metadata_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

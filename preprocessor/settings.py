@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config.loader import config_section
+from config.loader import check_sections, config_section
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,26 @@ class DataPipelineSettings:
         return Path(self.dataset.binary_dir)
 
 
-def data_pipeline_settings(cfg: dict[str, Any]) -> DataPipelineSettings:
+DATA_SECTIONS = ("audio", "dataset", "segment", "preprocess")
+# The sections of a training config (which includes a dataset config through base_config): the data
+# CLIs accept such a config and leave these to tasks/runs/run.py, which checks them against the task.
+TRAINING_SECTIONS = ("task_cls", "trainer", "optimizers", "model", "discriminator", "loss_weights", "training", "validation", "infer")
+
+
+def check_data_sections(cfg: dict[str, Any]) -> None:
+    """Every data-pipeline section that is present, checked key by key (unknown keys name the closest)."""
     from preprocessor.audio import AudioSettings
 
+    for key, cls in zip(DATA_SECTIONS, (AudioSettings, DatasetSettings, SegmentSettings, PreprocessSettings)):
+        if key in cfg:
+            config_section(cfg, cls, key)
+
+
+def data_pipeline_settings(cfg: dict[str, Any], source: str = "config") -> DataPipelineSettings:
+    """The four data sections; any top-level section that no stage reads is an error (a typo)."""
+    from preprocessor.audio import AudioSettings
+
+    check_sections(cfg, (*DATA_SECTIONS, *TRAINING_SECTIONS), source)
     return DataPipelineSettings(
         audio=config_section(cfg, AudioSettings, "audio"),
         dataset=config_section(cfg, DatasetSettings, "dataset"),

@@ -16,6 +16,9 @@ precision, optimizers, checkpoints and processes. The trainer calls, in this ord
    the validation set, then ``task.on_validation_end(logger, step)``; then a checkpoint.
 6. ``task.on_train_end()`` on every rank after the last update; ``task.infer(work_dir)`` for
    ``run.py --infer``.
+7. At every checkpoint, ``task.model_description()``: what inference rebuilds the models from
+   (`model_io.description`: per model its class, constructor arguments and role; the audio settings
+   and data statistics). A task that returns None writes checkpoints that inference cannot load.
 
 Set by the trainer before any step (read them, do not assign them):
 ``self.models`` (what to call: `DistributedDataParallel` wrappers of the trainable models while
@@ -39,6 +42,7 @@ from torch import nn
 from config.errors import UserInputError
 
 if TYPE_CHECKING:
+    from model_io.description import ModelDescription
     from tasks.logging_utils import TaskLogger
 
 
@@ -66,6 +70,10 @@ class BaseTask(abc.ABC):
     #: The optimizers, in the order they step within one update; each needs an `optimizers.<name>`
     #: entry in the YAML (its `params` lists the models it updates).
     optimizer_names: tuple[str, ...] = ("main",)
+    #: The top-level config sections the task reads, besides the runner's (`task_cls`, `trainer`,
+    #: `optimizers`) and the data pipeline's (`audio`, `dataset`, `segment`, `preprocess`). Any other
+    #: section is an error naming the closest known one (tasks/experiment.py); None: not checked.
+    config_sections: tuple[str, ...] | None = None
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -96,7 +104,7 @@ class BaseTask(abc.ABC):
 
         Runs inside the trainer's autocast context. Under `accumulate_grad_batches=k`, each
         optimizer's turn sees the same k micro-batches (same objects, same order), so a GAN can
-        compute the generator output in the first turn and reuse it in the second, keyed by batch.
+        compute the generator output in the first turn and reuse it in the second (`tasks.gan_task.GANTask`).
         """
 
     @abc.abstractmethod
@@ -114,6 +122,15 @@ class BaseTask(abc.ABC):
     def on_train_end(self) -> None:
         """Called on every rank after the last update (and after a stop by signal)."""
 
-    def infer(self, work_dir: Path) -> None:
-        """`run.py --infer`: write the task's test outputs under `work_dir` (models loaded, eval mode, no grad)."""
+    def model_description(self) -> ModelDescription | None:
+        """The self-description stored in every checkpoint (`model_io.description.describe(...)`), or None."""
+        return None
+
+    def infer(self, work_dir: Path, split: str = "test") -> None:
+        """`run.py --infer [--split valid|test]`: write the task's outputs for `split` under `infer_dir(work_dir, split)`
+        (models loaded, eval mode, no grad)."""
         raise UserInputError(f"task {type(self).__name__} has no inference; run it without --infer")
+
+    def infer_dir(self, work_dir: Path, split: str) -> Path:
+        """Where `infer` writes: `work_dir/infer/step<N>` for the test split, `work_dir/infer_<split>/step<N>` for another."""
+        return Path(work_dir) / ("infer" if split == "test" else f"infer_{split}") / f"step{self.global_step}"

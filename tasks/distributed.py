@@ -41,12 +41,21 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
-def choose_device(requested: str, local_rank: int) -> torch.device:
-    """`auto`: CUDA (this process's local GPU) when present, else CPU; `cpu` / `cuda` force one."""
+def choose_device(requested: str, local_rank: int, world_size: int = 1) -> torch.device:
+    """`auto`: CUDA (this process's local GPU) when present, else CPU; `cpu` / `cuda` force one; `cuda:N`
+    (one process only: under torchrun each process takes its local rank's GPU) that GPU."""
     if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise UserInputError("config: trainer.device is 'cuda' but no CUDA device is available; use auto or cpu")
+        raise UserInputError(f"config: trainer.device is '{requested}' but no CUDA device is available; use auto or cpu")
+    if requested.startswith("cuda:"):
+        if world_size > 1:
+            raise UserInputError(f"config: trainer.device '{requested}' names one GPU, but torchrun started {world_size} processes; use cuda or auto")
+        device = torch.device(requested)
+        if device.index >= torch.cuda.device_count():
+            raise UserInputError(f"config: trainer.device '{requested}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+        torch.cuda.set_device(device)
+        return device
     device = torch.device("cuda", local_rank % torch.cuda.device_count())
     torch.cuda.set_device(device)
     return device
@@ -57,7 +66,7 @@ def init_distributed(requested_device: str = "auto") -> DistContext:
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
-    device = choose_device(requested_device, local_rank)
+    device = choose_device(requested_device, local_rank, world_size)
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size)

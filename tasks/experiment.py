@@ -15,8 +15,6 @@ Planning only reads files (every rank plans the same way); `prepare_work_dir` (r
 """
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -26,14 +24,15 @@ from typing import Any
 import yaml
 
 from config.errors import UserInputError
-from config.loader import apply_overrides, load_config, parse_overrides, save_config
+from config.loader import apply_overrides, check_sections, load_config, parse_overrides, safe_load_strict, save_config
+from preprocessor.settings import DATA_SECTIONS, check_data_sections
 from tasks.base_task import BaseTask
-from tasks.checkpoint import latest_checkpoint, remove_stale_temporaries
-from tasks.class_path import import_class
-from tasks.trainer_config import RunnerConfig, fill_runner_defaults, parse_runner_config
+from model_io.checkpoint_file import ROOT_ENV, checkpoints_root, work_dir_for  # noqa: F401  (ROOT_ENV: run.py's help)
+from model_io.class_path import import_class
+from tasks.checkpoint import latest_checkpoint, load_resumable_checkpoint, remove_stale_temporaries
+from tasks.trainer_config import RUNNER_SECTIONS, RunnerConfig, fill_runner_defaults, parse_runner_config
 
 CONFIG_NAME = "config.yaml"
-ROOT_ENV = "SVS_CHECKPOINTS_ROOT"
 #: Keys a resumed run may change with --hparams: they alter how long / how visibly it trains, never what.
 RESUMABLE_KEYS = (
     "trainer.max_updates",
@@ -43,19 +42,6 @@ RESUMABLE_KEYS = (
     "trainer.num_ckpt_keep",
     "trainer.max_nonfinite_streak",
 )
-_EXP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def checkpoints_root(explicit: str | os.PathLike | None = None) -> Path:
-    """Where experiments live: `explicit`, else `$SVS_CHECKPOINTS_ROOT`, else `./checkpoints`."""
-    return Path(explicit or os.environ.get(ROOT_ENV) or "checkpoints")
-
-
-def work_dir_for(exp_name: str, root: str | os.PathLike | None = None) -> Path:
-    """`<root>/<exp_name>`; the name must be one plain path component."""
-    if not _EXP_NAME.match(exp_name or ""):
-        raise UserInputError(f"--exp_name: {exp_name!r} must be one plain name (letters, digits, '.', '_', '-'), e.g. csd_visinger")
-    return checkpoints_root(root) / exp_name
 
 
 @dataclass
@@ -66,19 +52,20 @@ class ExperimentPlan:
     config: dict[str, Any]
     runner: RunnerConfig
     task: BaseTask
-    resume_from: Path | None  # the newest checkpoint when resuming / evaluating
+    resume_from: Path | None  # the newest (loadable, when training) checkpoint when resuming / evaluating
     reset: bool = False
     save: bool = False  # write config.yaml (new run, or resumable keys changed)
     messages: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    resume_state: dict[str, Any] | None = None  # `resume_from` already loaded (training), so nothing is written before it is known to load
 
 
 def _read_saved_config(path: Path) -> dict[str, Any]:
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except (OSError, yaml.YAMLError) as error:
-        raise UserInputError(f"{path}: cannot read the saved config ({error}); fix it or use --reset") from None
+        data = safe_load_strict(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        reason = " ".join(str(error).split())
+        raise UserInputError(f"{path}: cannot read the saved config ({reason}); fix it or use --reset") from None
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: the saved config is not a mapping; use --reset")
     return data
@@ -114,6 +101,9 @@ def build_task(config: dict[str, Any], source: str) -> tuple[RunnerConfig, BaseT
     cls = import_class(runner.task_cls, f"{source}: task_cls", "tasks.visinger_task.VISingerTask")
     if not issubclass(cls, BaseTask):
         raise UserInputError(f"{source}: task_cls {runner.task_cls} is not a tasks.base_task.BaseTask subclass")
+    if cls.config_sections is not None:
+        check_sections(config, (*RUNNER_SECTIONS, *DATA_SECTIONS, *cls.config_sections), f"{source} (task {cls.__name__})")
+        check_data_sections(config)  # a task reads only dataset.binary_dir, but a typo under dataset: is still a typo
     return runner, cls(config)
 
 
@@ -159,8 +149,10 @@ def _plan_resume(work_dir: Path, saved_path: Path, newest: Path, config_path: st
         changed.append(f"{key} {old!r} -> {value!r}")
     config = apply_overrides(saved, overrides, source="--hparams")
     runner, task = build_task(config, str(saved_path))
-    plan = ExperimentPlan(work_dir, config, runner, task, resume_from=newest, save=bool(changed))
-    plan.messages.append(f"resuming {work_dir} from {newest.name} with its saved {CONFIG_NAME}")
+    resume_from, state, skipped = load_resumable_checkpoint(work_dir, newest)
+    plan = ExperimentPlan(work_dir, config, runner, task, resume_from=resume_from, save=bool(changed), resume_state=state)
+    plan.warnings.extend(f"{work_dir}/{line}; resuming from the previous checkpoint" for line in skipped)
+    plan.messages.append(f"resuming {work_dir} from {resume_from.name} with its saved {CONFIG_NAME}")
     if changed:
         plan.messages.append(f"changed on resume: {', '.join(changed)}")
     if config_path is not None and Path(config_path).resolve() != saved_path.resolve():

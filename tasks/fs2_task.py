@@ -21,8 +21,10 @@ from torch import nn
 
 from config.errors import UserInputError
 from config.loader import build_dataclass, config_section, require_key
+from model_io.description import ACOUSTIC, VOCODER, ModelDescription, ModelSpec, check_same_features, describe, read_dataset_stats
+from model_io.loader import load_saved
 from modules.fs2_singer import ENERGY_DB_PER_UNIT, FS2Singer, FS2SingerConfig, FS2SingerOutput
-from modules.losses import f0_loss, mel_l1_loss, uv_loss
+from modules.losses import f0_loss, mel_l1_loss, uv_loss, weighted_sum
 from preprocessor.audio import AudioSettings
 from preprocessor.text.phone_set import PHONE_SET
 from tasks.base_task import BaseTask
@@ -89,6 +91,7 @@ def masked_energy_l1(energy_db_pred: torch.Tensor, energy_db: torch.Tensor, mask
 
 class FS2SingerTask(BaseTask):
     optimizer_names = ("main",)
+    config_sections = ("model", "loss_weights", "validation", "infer")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -104,8 +107,12 @@ class FS2SingerTask(BaseTask):
     def build_models(self) -> dict[str, nn.Module]:
         return {"acoustic": FS2Singer.from_config(self.model_config)}
 
-    def build_dataset(self, split: str) -> SingingDataset:
-        max_items = self.validation.max_items if split == "valid" else None  # the test split is always whole
+    def model_description(self) -> ModelDescription:
+        return describe({"acoustic": ModelSpec.of(FS2Singer, self.model_config, role=ACOUSTIC)}, self.audio, read_dataset_stats(self.binary_dir))
+
+    def build_dataset(self, split: str, whole: bool = False) -> SingingDataset:
+        # Validation may be capped; the test split, and any split rendered by `infer` (whole=True), is whole.
+        max_items = self.validation.max_items if split == "valid" and not whole else None
         dataset = open_singing_split(self.binary_dir, split, self.audio.sample_rate, self.audio.hop_size, max_items)
         check_mel_bins(dataset, self.audio.n_mels)
         return dataset
@@ -113,8 +120,7 @@ class FS2SingerTask(BaseTask):
     # ---- training -----------------------------------------------------------------------------
     def _forward(self, model: nn.Module, batch: dict[str, Any], teacher_forced: bool) -> FS2SingerOutput:
         return model(
-            batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"], batch["phone_lengths"],
-            f0=batch["f0"] if teacher_forced else None, energy=batch["energy"] if teacher_forced else None,
+            *batch["score"], f0=batch["f0"] if teacher_forced else None, energy=batch["energy"] if teacher_forced else None,
             speaker_id=batch["speaker_id"], n_frames=batch["mel"].size(2),
         )  # fmt: skip
 
@@ -131,10 +137,7 @@ class FS2SingerTask(BaseTask):
 
     def training_step(self, batch: dict[str, Any], optimizer_name: str) -> dict[str, torch.Tensor]:
         terms = self.loss_terms(self._forward(self.models["acoustic"], batch, teacher_forced=True), batch)
-        weights = dataclasses.asdict(self.loss_weights)
-        if set(weights) != set(terms):  # strict: a weight for a term that does not exist is a bug
-            raise AssertionError(f"loss terms {sorted(terms)} != weights {sorted(weights)}")
-        total = sum(weights[name] * value for name, value in terms.items())
+        total = weighted_sum(terms, dataclasses.asdict(self.loss_weights))
         return {"loss": total, **{name: value.detach() for name, value in terms.items()}}
 
     # ---- validation -----------------------------------------------------------------------------
@@ -183,15 +186,14 @@ class FS2SingerTask(BaseTask):
         self._logged = []
 
     # ---- test-set rendering (`run.py --infer`) --------------------------------------------------------
-    def infer(self, work_dir: Path) -> None:
-        """Render the test split from the score (predicted F0 and energy) through the configured HiFi-GAN
+    def infer(self, work_dir: Path, split: str = "test") -> None:
+        """Render `split` (the test split by default) from the score (predicted F0 and energy) through the configured HiFi-GAN
         and evaluate it against the recordings.
 
         Output: `work_dir/infer/step<N>/{reference,score}/<item>.wav`, `score/metrics.json` (per item and
         mean, `inference.evaluate`), `summary.json` and a printed table. The vocoder: `infer.vocoder_exp`
         (an experiment beside this one, e.g. `--hparams infer.vocoder_exp=csd_hifigan`) or `infer.vocoder_ckpt`.
         """
-        from inference.baseline_synthesis import check_same_features, load_vocoder
         from inference.evaluate import render_test_split
 
         s = self.infer_settings
@@ -200,22 +202,16 @@ class FS2SingerTask(BaseTask):
                 "config: set exactly one of 'infer.vocoder_exp' (a HiFi-GAN experiment name) and 'infer.vocoder_ckpt'; "
                 'e.g. --hparams "infer.vocoder_exp=csd_hifigan"'
             )
-        if s.vocoder_exp is not None:
-            vocoder = load_vocoder(exp_dir=Path(work_dir).parent / s.vocoder_exp)
-        else:
-            vocoder = load_vocoder(ckpt=Path(s.vocoder_ckpt))
-        check_same_features(self.audio, vocoder.audio, "this acoustic model", str(vocoder.source))
-        generator = vocoder.generator.to(self.device).eval()
+        vocoder = load_saved(Path(work_dir).parent / s.vocoder_exp if s.vocoder_exp is not None else Path(s.vocoder_ckpt))
+        check_same_features(self.audio, vocoder.description.audio, "this acoustic model", str(vocoder.source))
+        generator = vocoder.build(vocoder.only(VOCODER, "HiFi-GAN vocoder")).to(self.device).eval()
         acoustic = self.raw_models["acoustic"]
 
         def from_score(batch: dict[str, Any]) -> torch.Tensor:
-            out = acoustic.infer(
-                batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"],
-                batch["phone_lengths"], speaker_id=batch["speaker_id"],
-            )  # fmt: skip
+            out = acoustic.infer(*batch["score"], speaker_id=batch["speaker_id"])
             return generator(out.mel, out.frame_mask, f0=out.f0_hz)[0, 0]
 
         render_test_split(
-            self.build_dataset("test"), {"score": from_score}, Path(work_dir) / "infer" / f"step{self.global_step}", self.audio,
+            self.build_dataset(split, whole=True), {"score": from_score}, self.infer_dir(work_dir, split), self.audio,
             self.device, notes={"vocoder": str(vocoder.source)},
         )  # fmt: skip

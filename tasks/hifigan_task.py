@@ -19,7 +19,6 @@ YAML sections read here (config/models/hifigan.yaml): `audio`, `dataset` (binary
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,45 +28,19 @@ from torch import nn
 
 from config.errors import UserInputError
 from config.loader import build_dataclass, config_section, require_key
+from model_io.description import ACOUSTIC, VOCODER, ModelDescription, ModelSpec, check_same_features, describe, read_dataset_stats
+from model_io.loader import load_saved
 from modules.discriminators import VISingerDiscriminator
-from modules.hifigan import HiFiGANGenerator, check_upsampling
-from modules.losses import discriminator_loss, mel_l1_loss
+from modules.hifigan import HiFiGANGenerator, HiFiGANVocoderConfig
+from modules.losses import mel_l1_loss
 from modules.masks import length_mask, rand_slice_segments, slice_segments
 from preprocessor.audio import AudioSettings, SpectrogramExtractor
-from tasks.base_task import BaseTask
 from tasks.fs2_task import check_mel_bins
+from tasks.gan_task import DiscriminatorSettings, GANTask, source_mel_loss
 from tasks.svs_dataset import SingingDataset, open_singing_split
-from tasks.visinger_task import DiscriminatorSettings, adversarial_terms, source_mel_loss
 
 # Computed from `audio:`, never written in `model:` (one value, one place).
 DERIVED_MODEL_KEYS = ("in_channels", "hop_size", "sample_rate")
-
-
-@dataclass(frozen=True)
-class HiFiGANVocoderConfig:
-    """`HiFiGANGenerator`'s arguments for a mel vocoder, one to one (single speaker: no `gin_channels`).
-
-    Defaults are HiFi-GAN V1 at hop 300 (24 kHz CSD), the upsampling VISinger's decoder uses.
-    """
-
-    in_channels: int = 128
-    hop_size: int = 300
-    upsample_initial_channel: int = 512
-    upsample_rates: tuple[int, ...] = (5, 5, 4, 3)
-    upsample_kernel_sizes: tuple[int, ...] = (10, 10, 8, 6)
-    resblock_type: str = "1"
-    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
-    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
-    harmonic_source: bool = False  # NSF-style: a learnt harmonic-plus-noise source at the F0 excites the generator
-    sample_rate: int = 24000
-    n_harmonics: int = 48
-
-    def __post_init__(self) -> None:
-        # ValueError: config_section turns it into a one-line UserInputError naming the section.
-        check_upsampling(self.upsample_rates, self.hop_size, self.upsample_kernel_sizes)
-
-    def build(self) -> HiFiGANGenerator:
-        return HiFiGANGenerator(**dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)
@@ -122,8 +95,8 @@ def vocoder_config_from(cfg: dict[str, Any]) -> HiFiGANVocoderConfig:
     return build_dataclass(HiFiGANVocoderConfig, model, "model")
 
 
-class HiFiGANTask(BaseTask):
-    optimizer_names = ("discriminator", "generator")
+class HiFiGANTask(GANTask):
+    config_sections = ("model", "discriminator", "loss_weights", "training", "validation")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -144,31 +117,36 @@ class HiFiGANTask(BaseTask):
             raise UserInputError(
                 f"config 'training.finetune_mels_from': {source} does not exist; name an FS2 singer experiment folder, checkpoint or pack"
             )
-        # Generator windows of the discriminator's turn, reused in the generator's turn of the same update.
-        self._pending: dict[int, GeneratorWindows] = {}
         self._logged: list[dict[str, Any]] = []
         self._real_audio_logged = False
 
     def _load_acoustic(self, source: Path) -> nn.Module:
-        from inference.baseline_synthesis import check_same_features, load_acoustic
-
-        loaded = load_acoustic(exp_dir=source) if source.is_dir() else load_acoustic(ckpt=source)
-        check_same_features(self.audio, loaded.audio, "this vocoder", str(loaded.source))
-        model = loaded.model.eval()
+        saved = load_saved(source)
+        check_same_features(saved.description.audio, self.audio, str(saved.source), "this vocoder")
+        model = saved.build(saved.only(ACOUSTIC, "FS2 singer"))
         for parameter in model.parameters():
             parameter.requires_grad_(False)
         return model
 
     # ---- building ---------------------------------------------------------------------------
     def build_models(self) -> dict[str, nn.Module]:
-        d = self.discriminator_settings
         return {
             "generator": self.vocoder_config.build(),
-            "discriminator": VISingerDiscriminator(d.periods, d.n_scales, d.period_use_spectral_norm, d.max_channels),
+            "discriminator": VISingerDiscriminator(**self.discriminator_settings.arguments()),
         }
 
-    def build_dataset(self, split: str) -> SingingDataset:
-        max_items = self.validation.max_items if split == "valid" else None  # the test split is always whole
+    def model_description(self) -> ModelDescription:
+        return describe(
+            {
+                "generator": ModelSpec.of(HiFiGANGenerator, self.vocoder_config, role=VOCODER),
+                "discriminator": ModelSpec.of(VISingerDiscriminator, arguments=self.discriminator_settings.arguments()),
+            },
+            self.audio, read_dataset_stats(self.binary_dir),
+        )  # fmt: skip
+
+    def build_dataset(self, split: str, whole: bool = False) -> SingingDataset:
+        # Validation may be capped; the test split, and any split rendered by `infer` (whole=True), is whole.
+        max_items = self.validation.max_items if split == "valid" and not whole else None
         dataset = open_singing_split(self.binary_dir, split, self.audio.sample_rate, self.audio.hop_size, max_items)
         check_mel_bins(dataset, self.audio.n_mels)
         return dataset
@@ -184,12 +162,11 @@ class HiFiGANTask(BaseTask):
             self._acoustic = self._load_acoustic(Path(self.training.finetune_mels_from))
         model = self._acoustic.to(batch["mel"].device).eval()
         out = model(
-            batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"], batch["phone_lengths"],
-            f0=batch["f0"], energy=batch["energy"], speaker_id=batch["speaker_id"], n_frames=batch["mel"].size(2),
+            *batch["score"], f0=batch["f0"], energy=batch["energy"], speaker_id=batch["speaker_id"], n_frames=batch["mel"].size(2),
         )  # fmt: skip
         return out.mel.to(batch["mel"].dtype)
 
-    def _generator_pass(self, batch: dict[str, Any]) -> GeneratorWindows:
+    def generator_pass(self, batch: dict[str, Any]) -> GeneratorWindows:
         hop, size = self.audio.hop_size, self.training.segment_size
         segments = rand_slice_segments(self.input_mels(batch), batch["frame_lengths"], size)
         f0 = slice_segments(batch["f0"].unsqueeze(1), segments.starts, size).squeeze(1)  # [B, size] the recording's F0
@@ -197,28 +174,14 @@ class HiFiGANTask(BaseTask):
         real = slice_segments(batch["wav"], segments.starts * hop, size * hop)
         return GeneratorWindows(decoded.wav, decoded.source_wav, real, segments.starts, segments.mask)
 
-    def training_step(self, batch: dict[str, Any], optimizer_name: str) -> dict[str, torch.Tensor]:
-        key = id(batch)
-        adversarial = self.discriminator_settings.active(self.global_step)
-        if optimizer_name == "discriminator":
-            windows = self._generator_pass(batch)
-            self._pending[key] = windows
-            if not adversarial:
-                return {}  # skipped by the trainer; the generator's turn reuses the pass
-            scores = self.models["discriminator"](windows.real, windows.fake.detach())
-            return {"loss": discriminator_loss(scores.real_logits, scores.fake_logits)}
-        fake, source, real, starts, mask = self._pending.pop(key, None) or self._generator_pass(batch)
-        with torch.autocast(device_type=real.device.type, enabled=False):  # the mel loss in fp32 (bf16 rounding)
-            mel_fake = self.features.to(real.device).mel(fake.float().squeeze(1))
-            mel_real = slice_segments(batch["mel"].float(), starts, self.training.segment_size)
-            terms = {"mel": mel_l1_loss(mel_fake, mel_real, mask)}
-            terms["source_mel"] = source_mel_loss(self.features, source, mel_real, mask)
-        terms.update(adversarial_terms(self.models["discriminator"], real, fake, adversarial))
-        weights = dataclasses.asdict(self.loss_weights)
-        if set(weights) != set(terms):  # strict: a weight for a term that does not exist is a bug
-            raise AssertionError(f"loss terms {sorted(terms)} != weights {sorted(weights)}")
-        total = sum(weights[name] * value for name, value in terms.items())
-        return {"loss": total, **{f"g_{name}": value.detach() for name, value in terms.items()}}
+    def reconstruction_terms(self, batch: dict[str, Any], out: GeneratorWindows) -> dict[str, torch.Tensor]:
+        with torch.autocast(device_type=out.real.device.type, enabled=False):  # the mel loss in fp32 (bf16 rounding)
+            mel_fake = self.features.to(out.real.device).mel(out.fake.float().squeeze(1))
+            mel_real = slice_segments(batch["mel"].float(), out.starts, self.training.segment_size)
+            return {
+                "mel": mel_l1_loss(mel_fake, mel_real, out.mask),
+                "source_mel": source_mel_loss(self.features, out.source, mel_real, out.mask),
+            }
 
     # ---- validation -----------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor | float]:
@@ -256,8 +219,8 @@ class HiFiGANTask(BaseTask):
         self._logged = []
 
     # ---- test-set rendering (`run.py --infer`) --------------------------------------------------------
-    def infer(self, work_dir: Path) -> None:
-        """Vocode the test split's recorded mels (the vocoder's upper bound in the two-stage system) and evaluate.
+    def infer(self, work_dir: Path, split: str = "test") -> None:
+        """Vocode `split`'s (by default the test split's) recorded mels (the vocoder's upper bound in the two-stage system) and evaluate.
 
         Output: `work_dir/infer/step<N>/{reference,gt_mel}/<item>.wav`, `gt_mel/metrics.json`, `summary.json`
         and a printed table (`inference.evaluate`).
@@ -269,5 +232,5 @@ class HiFiGANTask(BaseTask):
         def from_recorded_mel(batch: dict[str, Any]) -> torch.Tensor:
             return generator(batch["mel"], length_mask(batch["frame_lengths"], batch["mel"].size(2)), f0=batch["f0"])[0, 0]
 
-        out_dir = Path(work_dir) / "infer" / f"step{self.global_step}"
-        render_test_split(self.build_dataset("test"), {"gt_mel": from_recorded_mel}, out_dir, self.audio, self.device)
+        out_dir = self.infer_dir(work_dir, split)
+        render_test_split(self.build_dataset(split, whole=True), {"gt_mel": from_recorded_mel}, out_dir, self.audio, self.device)

@@ -13,7 +13,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from config.errors import UserInputError
-from tasks.class_path import import_class
+from model_io.class_path import import_class
 
 
 def build_optimizer(

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from config.errors import UserInputError
+from modules.score_inputs import ScoreInputs
 from preprocessor.binary_dataset import BinaryDataset
 from preprocessor.text.phone_set import read_phone_set
 
@@ -66,7 +67,8 @@ def collate_singing(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Pad a list of items into a batch.
 
     Returns `phone_* / note_* / slur` [B, P], `phone_lengths` [B], `mel` [B, n_mels, T],
-    `f0`, `uv`, `energy` [B, T], `frame_lengths` [B], `wav` [B, 1, S], `speaker_id` [B], `names`.
+    `f0`, `uv`, `energy` [B, T], `frame_lengths` [B], `wav` [B, 1, S], `speaker_id` [B], `names`, and
+    `score`: the six score fields as one `modules.score_inputs.ScoreInputs` (what the models take).
     """
     if not items:
         raise UserInputError("empty batch: the dataset split has no items; check the binary dataset")
@@ -83,6 +85,8 @@ def collate_singing(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch["frame_lengths"] = frame_lengths
     batch["speaker_id"] = torch.stack([item["speaker_id"] for item in items])
     batch["names"] = [item["name"] for item in items]
+    # The score as the models read it, built once (the same tensors as the per-field keys above).
+    batch["score"] = ScoreInputs(*(batch[field] for field in ScoreInputs._fields))
     return batch
 
 

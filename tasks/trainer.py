@@ -41,9 +41,10 @@ from tasks.checkpoint import (
     flat_model_states,
     load_checkpoint,
     prune_checkpoints,
+    load_resumable_checkpoint,
     publish_best,
 )
-from tasks.class_path import class_path
+from model_io.class_path import class_path
 from tasks.distributed import DistContext, any_rank, average_gradients, barrier, gather_to_main
 from tasks.finetune import freeze_parameters, load_finetune_weights
 from tasks.logging_utils import TaskLogger, format_metrics
@@ -276,6 +277,7 @@ class Trainer:
             "task_cls": self.runner.task_cls,
             "config": self.config,
             "model_classes": {name: class_path(model) for name, model in self.raw_models.items()},
+            **({"description": description.to_dict()} if (description := self.task.model_description()) is not None else {}),
             "models": {name: model.state_dict() for name, model in self.raw_models.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
@@ -454,14 +456,22 @@ class Trainer:
                 "trainer.grad_clip_norm or check the data, then resume from the last checkpoint or --reset"
             )
 
-    def fit(self, resume_from: Path | None) -> int:
-        """Train to `max_updates` (from `resume_from` when given); 0 when finished or stopped by a signal."""
+    def fit(self, resume_from: Path | None, resume_state: dict[str, Any] | None = None) -> int:
+        """Train to `max_updates` (from `resume_from` when given); 0 when finished or stopped by a signal.
+
+        resume_state: `resume_from` already loaded (tasks/experiment.py does, before anything is written);
+        else it is loaded here, falling back past unreadable newer checkpoints (reported).
+        """
         self.build_models()
         self.build_optimizers()
         self._build_train_data()
         self._build_valid_data()
         if resume_from is not None:
-            state = load_checkpoint(resume_from)
+            state = resume_state
+            if state is None:
+                resume_from, state, skipped = load_resumable_checkpoint(self.work_dir, resume_from)
+                for line in skipped:
+                    self.log.warning("warning: %s/%s; resuming from the previous checkpoint", self.work_dir, line)
             self._load_model_states(state, resume_from)
             self._load_training_state(state, resume_from)
             self.log.info("resumed from %s: step %d, epoch %d (batch %d)", resume_from.name, self.global_step, self.epoch, self.batch_in_epoch)
@@ -582,11 +592,12 @@ class Trainer:
         self._build_valid_data()
         return self.validate() if self.ctx.is_main else {}
 
-    def infer_checkpoint(self, path: Path) -> None:
-        """`run.py --infer`: `task.infer(work_dir)` with the weights of `path`, eval mode, no gradients."""
+    def infer_checkpoint(self, path: Path, split: str = "test") -> None:
+        """`run.py --infer`: `task.infer(work_dir, split)` with the weights of `path`, eval mode, no gradients."""
         self._load_for_eval(path)
         with self._eval_mode(), isolated_rng(derive_seed(self.cfg.seed, "infer"), self.device), torch.no_grad():
-            self.task.infer(self.work_dir)
+            # The test split is the default of every task's `infer`, also of one written before `split` existed.
+            self.task.infer(self.work_dir) if split == "test" else self.task.infer(self.work_dir, split=split)
 
     def close(self) -> None:
         self.logger.close()

@@ -12,9 +12,9 @@ from typing import Any
 
 from config.errors import UserInputError
 from config.loader import build_dataclass, config_section, require_key
+from inference.devices import DEVICE_NAME
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class TrainerConfig:
             raise ValueError(f"max_val_batches must be >= 1 or null, got {self.max_val_batches}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not DEVICE_NAME.match(str(self.device)):  # what every CLI's --device takes
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.best_metric_mode not in ("min", "max"):
             raise ValueError(f"best_metric_mode must be min or max, got {self.best_metric_mode!r}")
         if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
@@ -84,6 +84,9 @@ class OptimizerConfig:
             raise ValueError(f"warmup_updates must be >= 0, got {self.warmup_updates}")
         if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
             raise ValueError(f"grad_clip_norm must be > 0 or null, got {self.grad_clip_norm}")
+
+
+RUNNER_SECTIONS = ("task_cls", "trainer", "optimizers")
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,20 @@ YAML sections read here (see config/models/visinger.yaml): `audio`, `dataset` (b
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from config.errors import UserInputError
 from config.loader import build_dataclass, config_section, require_key
+from model_io.description import SINGER, ModelDescription, ModelSpec, describe, read_dataset_stats
 from modules.discriminators import VISingerDiscriminator
 from modules.losses import (
     ctc_loss,
-    discriminator_loss,
     f0_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
     kl_loss,
     mel_l1_loss,
     uv_loss,
@@ -33,53 +30,11 @@ from modules.masks import length_mask, slice_segments
 from modules.visinger import VISingerGenerator, VISingerGeneratorConfig, VISingerTrainOutput
 from preprocessor.audio import AudioSettings, SpectrogramExtractor
 from preprocessor.text.phone_set import PHONE_SET
-from tasks.base_task import BaseTask
+from tasks.gan_task import DiscriminatorSettings, GANTask, source_mel_loss
 from tasks.svs_dataset import SingingDataset, open_singing_split
 
 # Computed from other sections, never written in `model:` (one value, one place).
 DERIVED_MODEL_KEYS = ("n_phones", "spec_channels", "hop_size", "sample_rate")
-
-
-@dataclass(frozen=True)
-class DiscriminatorSettings:
-    """`discriminator:` — multi-period (periods) + multi-scale (n_scales) as HiFi-GAN.
-
-    start_update: the discriminator, and with it the adversarial and feature-matching terms, joins
-    training at this update (0 = from the start, as the paper). Before it the generator learns from
-    the reconstruction terms alone, which is much faster per update and gets a small CPU model to
-    an audible voice sooner.
-    """
-
-    periods: tuple[int, ...] = (2, 3, 5, 7, 11)
-    n_scales: int = 3
-    period_use_spectral_norm: bool = False
-    max_channels: int = 1024
-    start_update: int = 0
-
-    def active(self, step: int) -> bool:
-        return step >= self.start_update
-
-
-def source_mel_loss(
-    features: SpectrogramExtractor, source_wav: torch.Tensor | None, mel_real: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
-    """Mel L1 of a decoder's harmonic excitation `[B, 1, S]` against the same target `[B, n_mels, T]`, so that
-    it learns to be a rough voice on its own; 0 for a decoder without a source (`source_wav` None)."""
-    if source_wav is None:
-        return mel_real.new_zeros(())
-    return mel_l1_loss(features.mel(source_wav.float().squeeze(1)), mel_real, mask)
-
-
-def adversarial_terms(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, active: bool) -> dict[str, torch.Tensor]:
-    """The generator's adversarial and feature-matching terms; zeros while the discriminator waits."""
-    if not active:
-        zero = fake.new_zeros(())
-        return {"adversarial": zero, "feature_matching": zero}
-    scores = discriminator(real, fake)
-    return {
-        "adversarial": generator_adversarial_loss(scores.fake_logits),
-        "feature_matching": feature_matching_loss(scores.real_features, scores.fake_features),
-    }
 
 
 @dataclass(frozen=True)
@@ -116,8 +71,20 @@ def generator_config_from(cfg: dict[str, Any]) -> VISingerGeneratorConfig:
     return build_dataclass(VISingerGeneratorConfig, model, "model")
 
 
-class VISingerTask(BaseTask):
-    optimizer_names = ("discriminator", "generator")
+class VISingerPass(NamedTuple):
+    """The generator pass of one update: the model's training outputs and the real waveform window
+    `[B, 1, segment * hop]` matching `train.wav_slice` (the generated one)."""
+
+    train: VISingerTrainOutput
+    real: torch.Tensor
+
+    @property
+    def fake(self) -> torch.Tensor:
+        return self.train.wav_slice
+
+
+class VISingerTask(GANTask):
+    config_sections = ("model", "discriminator", "loss_weights", "validation")
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -129,22 +96,28 @@ class VISingerTask(BaseTask):
         self.binary_dir = Path(require_key(config, "dataset.binary_dir"))
         a = self.audio
         self.features = SpectrogramExtractor(a.sample_rate, a.n_fft, a.hop_size, a.win_size, a.n_mels, a.fmin, a.fmax)
-        # Generator outputs of the discriminator's turn, reused in the generator's turn of the same
-        # update (one generator forward per micro-batch, as VITS does).
-        self._pending: dict[int, VISingerTrainOutput] = {}
         self._logged: list[dict[str, Any]] = []
         self._real_audio_logged = False  # the ground truth never changes: log it once
 
     # ---- building ---------------------------------------------------------------------------
     def build_models(self) -> dict[str, nn.Module]:
-        d = self.discriminator_settings
         return {
             "generator": VISingerGenerator.from_config(self.generator_config),
-            "discriminator": VISingerDiscriminator(d.periods, d.n_scales, d.period_use_spectral_norm, d.max_channels),
+            "discriminator": VISingerDiscriminator(**self.discriminator_settings.arguments()),
         }
 
-    def build_dataset(self, split: str) -> SingingDataset:
-        max_items = self.validation.max_items if split == "valid" else None  # the test split is always whole
+    def model_description(self) -> ModelDescription:
+        return describe(
+            {
+                "generator": ModelSpec.of(VISingerGenerator, self.generator_config, role=SINGER),
+                "discriminator": ModelSpec.of(VISingerDiscriminator, arguments=self.discriminator_settings.arguments()),
+            },
+            self.audio, read_dataset_stats(self.binary_dir),
+        )  # fmt: skip
+
+    def build_dataset(self, split: str, whole: bool = False) -> SingingDataset:
+        # Validation may be capped; the test split, and any split rendered by `infer` (whole=True), is whole.
+        max_items = self.validation.max_items if split == "valid" and not whole else None
         return open_singing_split(self.binary_dir, split, self.audio.sample_rate, self.audio.hop_size, max_items)
 
     # ---- training -----------------------------------------------------------------------------
@@ -155,53 +128,32 @@ class VISingerTask(BaseTask):
         with torch.autocast(device_type=batch["wav"].device.type, enabled=False):
             return self.features.linear(batch["wav"].float(), samples)
 
-    def _generator_pass(self, batch: dict[str, Any]) -> VISingerTrainOutput:
-        return self.models["generator"](
-            batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"],
-            batch["phone_lengths"], self._linear_spec(batch), batch["frame_lengths"], batch["f0"], batch["speaker_id"],
+    def generator_pass(self, batch: dict[str, Any]) -> VISingerPass:
+        out = self.models["generator"](
+            *batch["score"], self._linear_spec(batch), batch["frame_lengths"], batch["f0"], batch["speaker_id"],
         )  # fmt: skip
-
-    def _real_slice(self, batch: dict[str, Any], out: VISingerTrainOutput) -> torch.Tensor:
         hop = self.audio.hop_size
-        return slice_segments(batch["wav"], out.slice_starts * hop, self.generator_config.segment_size * hop)
+        real = slice_segments(batch["wav"], out.slice_starts * hop, self.generator_config.segment_size * hop)
+        return VISingerPass(out, real)
 
-    def training_step(self, batch: dict[str, Any], optimizer_name: str) -> dict[str, torch.Tensor]:
-        key = id(batch)
-        adversarial = self.discriminator_settings.active(self.global_step)
-        if optimizer_name == "discriminator":
-            out = self._generator_pass(batch)
-            self._pending[key] = out
-            if not adversarial:
-                return {}  # skipped by the trainer; the generator's turn reuses `out`
-            scores = self.models["discriminator"](self._real_slice(batch, out), out.wav_slice.detach())
-            return {"loss": discriminator_loss(scores.real_logits, scores.fake_logits)}
-        out = self._pending.pop(key, None) or self._generator_pass(batch)
-        real = self._real_slice(batch, out)
+    def reconstruction_terms(self, batch: dict[str, Any], out: VISingerPass) -> dict[str, torch.Tensor]:
+        train = out.train
         # Losses in fp32 whatever the autocast precision: log-mels and the KL are sensitive to bf16 rounding.
-        with torch.autocast(device_type=real.device.type, enabled=False):
-            mel_fake = self.features.mel(out.wav_slice.float().squeeze(1))
-            mel_real = slice_segments(batch["mel"].float(), out.slice_starts, self.generator_config.segment_size)
-            terms = {
-                "mel": mel_l1_loss(mel_fake, mel_real, out.slice_mask),
-                "kl": kl_loss(out.z_p.float(), out.logs_q.float(), out.m_p.float(), out.logs_p.float(), out.frame_mask),
-                "f0": f0_loss(out.log_f0_pred.float(), batch["f0"], out.frame_mask),
-                "uv": uv_loss(out.uv_logit_pred.float(), batch["uv"], out.frame_mask),
-                "ctc": ctc_loss(out.phoneme_logits, batch["frame_lengths"], batch["phone_ids"], batch["phone_lengths"]),
-                "source_mel": source_mel_loss(self.features, out.source_slice, mel_real, out.slice_mask),
+        with torch.autocast(device_type=out.real.device.type, enabled=False):
+            mel_fake = self.features.mel(train.wav_slice.float().squeeze(1))
+            mel_real = slice_segments(batch["mel"].float(), train.slice_starts, self.generator_config.segment_size)
+            return {
+                "mel": mel_l1_loss(mel_fake, mel_real, train.slice_mask),
+                "kl": kl_loss(train.z_p.float(), train.logs_q.float(), train.m_p.float(), train.logs_p.float(), train.frame_mask),
+                "f0": f0_loss(train.log_f0_pred.float(), batch["f0"], train.frame_mask),
+                "uv": uv_loss(train.uv_logit_pred.float(), batch["uv"], train.frame_mask),
+                "ctc": ctc_loss(train.phoneme_logits, batch["frame_lengths"], batch["phone_ids"], batch["phone_lengths"]),
+                "source_mel": source_mel_loss(self.features, train.source_slice, mel_real, train.slice_mask),
             }
-        terms.update(adversarial_terms(self.models["discriminator"], real, out.wav_slice, adversarial))
-        weights = dataclasses.asdict(self.loss_weights)
-        if set(weights) != set(terms):  # strict: a weight for a term that does not exist is a bug
-            raise AssertionError(f"loss terms {sorted(terms)} != weights {sorted(weights)}")
-        total = sum(weights[name] * value for name, value in terms.items())
-        return {"loss": total, **{f"g_{name}": value.detach() for name, value in terms.items()}}
 
     # ---- validation -----------------------------------------------------------------------------
     def _infer_from_score(self, batch: dict[str, Any], noise_scale: float, f0: torch.Tensor | None = None):
-        return self.raw_models["generator"].infer(
-            batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"],
-            batch["phone_lengths"], batch["speaker_id"], noise_scale=noise_scale, f0=f0,
-        )  # fmt: skip
+        return self.raw_models["generator"].infer(*batch["score"], batch["speaker_id"], noise_scale=noise_scale, f0=f0)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor | float]:
         generator = self.raw_models["generator"]
@@ -259,8 +211,8 @@ class VISingerTask(BaseTask):
         self._logged = []
 
     # ---- test-set rendering (`run.py --infer`) --------------------------------------------------------
-    def infer(self, work_dir: Path) -> None:
-        """Render the test split from the score (predicted F0) and from the posterior (an upper bound),
+    def infer(self, work_dir: Path, split: str = "test") -> None:
+        """Render `split` (the test split by default) from the score (predicted F0) and from the posterior (an upper bound),
         write the wavs beside the references, and evaluate both with `inference.metrics`.
 
         Output: `work_dir/infer/step<N>/{reference,score,posterior}/<item>.wav`, `metrics.json` in
@@ -268,7 +220,7 @@ class VISingerTask(BaseTask):
         """
         from inference.evaluate import render_test_split
 
-        out_dir = Path(work_dir) / "infer" / f"step{self.global_step}"
+        out_dir = self.infer_dir(work_dir, split)
         generator = self.raw_models["generator"]
         torch.manual_seed(0)  # the prior's sample: the same renders for the same checkpoint
 
@@ -279,5 +231,5 @@ class VISingerTask(BaseTask):
             spec = self._linear_spec(batch)
             return generator.infer_from_posterior(spec, batch["frame_lengths"], batch["speaker_id"], f0=batch["f0"])[0, 0]
 
-        dataset = self.build_dataset("test")
+        dataset = self.build_dataset(split, whole=True)
         render_test_split(dataset, {"score": from_score, "posterior": from_posterior}, out_dir, self.audio, self.device)

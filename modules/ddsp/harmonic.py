@@ -25,7 +25,12 @@ from modules.ddsp.core import apply_mask, check_scale, frames_to_samples, hold_f
 
 
 def harmonic_synthesis(
-    amplitudes: torch.Tensor, f0: torch.Tensor, sample_rate: int, hop_size: int, mask: torch.Tensor | None = None
+    amplitudes: torch.Tensor,
+    f0: torch.Tensor,
+    sample_rate: int,
+    hop_size: int,
+    mask: torch.Tensor | None = None,
+    initial_cycles: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`amplitudes [B, H, T]` (>= 0, harmonic k = row k - 1), `f0 [B, T]` Hz (0 = unvoiced), `mask [B, 1, T]` -> `[B, 1, T * hop]`.
 
@@ -33,7 +38,8 @@ def harmonic_synthesis(
     interpolated, which would glide towards 0 at every unvoiced edge), and the phase sum keeps the
     waveform continuous at the steps. The phase is summed in float64 and reduced to a fraction of a
     cycle: a 3-minute song accumulates ~10^5 cycles, where float32 would lose exactly the fraction
-    that matters. `sin(kθ)` comes from the Chebyshev recurrence `s_k = 2 cos θ · s_{k-1} - s_{k-2}`
+    that matters. `initial_cycles [B]` (float64, default 0) is the phase, in cycles, before the first
+    sample: a block-by-block renderer carries it from one block to the next. `sin(kθ)` comes from the Chebyshev recurrence `s_k = 2 cos θ · s_{k-1} - s_{k-2}`
     (one sine and one cosine per sample instead of H sines), one harmonic at a time so that memory
     stays O(S), not O(H · S).
     """
@@ -41,7 +47,10 @@ def harmonic_synthesis(
         raise ValueError(f"need amplitudes [B, H, T] and f0 [B, T]; got {tuple(amplitudes.shape)} and {tuple(f0.shape)}")
     f0_samples = hold_frames(f0.float().unsqueeze(1), hop_size)  # [B, 1, S]
     amplitudes = hold_last_valid(amplitudes.float(), mask)
-    cycles = torch.remainder(torch.cumsum(f0_samples.double() / sample_rate, dim=2), 1.0)  # [B, 1, S] in [0, 1)
+    cycles = torch.cumsum(f0_samples.double() / sample_rate, dim=2)  # [B, 1, S]
+    if initial_cycles is not None:
+        cycles = cycles + initial_cycles.double().reshape(-1, 1, 1)
+    cycles = torch.remainder(cycles, 1.0)  # in [0, 1)
     theta = (2 * math.pi * cycles).float()
     sin_1, two_cos = torch.sin(theta), 2 * torch.cos(theta)
     # Harmonic k sounds while k * f0 < Nyquist, i.e. k < (sr / 2) / f0 (inf when unvoiced; silenced below).

@@ -12,6 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere without PYTHONPATH
 
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
+
 from config.errors import run_cli  # noqa: E402
 from config.loader import load_config, save_config  # noqa: E402
 from preprocessor.preprocess import run_preprocess  # noqa: E402
@@ -26,7 +30,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config, args.hparams)
-    settings = data_pipeline_settings(cfg)
+    settings = data_pipeline_settings(cfg, args.config)
     started = time.perf_counter()
     summary = run_preprocess(settings, force=args.force)
     elapsed = time.perf_counter() - started

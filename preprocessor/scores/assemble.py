@@ -14,14 +14,13 @@ rules below hold for every format alike and match the MIDI reader's:
 """
 from __future__ import annotations
 
-import math
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from config.errors import UserInputError
-from preprocessor.score import BREATH, REST, Note
+from preprocessor.score import BREATH, REST, Note, validate_notes
 from preprocessor.scores.midi_reader import GAP_EPSILON_SECONDS, MONOPHONIC_MODES, Score
 
 CONTINUATION = "-"  # the melisma mark every reader writes (the frontend also takes "+")
@@ -45,17 +44,10 @@ def clean_lyric(text: str) -> str:
 
 
 def check_note_times(path: Path, notes: Sequence[TimedNote]) -> None:
-    """Finite, non-negative times and ``end > start`` for each note, else a `UserInputError` naming it.
-
-    Kept in one function so that the shared note validation of the reliability work can replace it.
-    """
+    """Finite, non-negative times, ``end > start`` and a MIDI pitch for each note (in any order: the
+    readers sort afterwards), else the `UserInputError` of `preprocessor.score.validate_notes` naming it."""
     for note in notes:
-        if not (math.isfinite(note.start) and math.isfinite(note.end)):
-            raise UserInputError(f"{path}: {note.where}: the note's time is not a finite number ({note.start!r} .. {note.end!r} s); fix its position and length")
-        if note.start < 0:
-            raise UserInputError(f"{path}: {note.where}: the note starts before the song ({note.start:.3f} s); move it to 0 s or later")
-        if note.end <= note.start:
-            raise UserInputError(f"{path}: {note.where}: the note has no length ({note.start:.3f} .. {note.end:.3f} s); give it a positive length")
+        validate_notes([Note(note.start, note.end, note.pitch, note.lyric)], path, [note.where])
 
 
 def _one_voice(path: Path, notes: list[TimedNote], monophonic: str) -> tuple[list[TimedNote], list[str]]:
@@ -129,6 +121,7 @@ def build_score(
         out.append(Note(start, note.end, pitch, note.lyric))
         locations.append(note.where)
         previous_end = note.end
+    validate_notes(out, path, locations)  # the assembled score: contiguous, in order (the check every reader shares)
     phrase_starts: list[int] = []
     if phrase_start_times:
         starts = sorted(set(phrase_start_times))

@@ -11,8 +11,10 @@ The rules, each applied in one place below:
   set by ``MidiFile(charset=...)`` through a context manager without ``try/finally``, so a failed decode
   would leave it changed). The file is therefore read with ``latin-1``, which maps every byte to one
   character and cannot fail, and the global is restored in a ``finally``; the raw bytes are recovered
-  with ``text.encode("latin-1")`` and decoded here: UTF-8, then CP949 (a superset of EUC-KR, the
-  encoding of older Korean files), else a `UserInputError` quoting the bytes.
+  with ``text.encode("latin-1")`` and decoded here, with one encoding for all lyric events of the
+  file (`preprocessor.scores.text_encoding`: UTF-8 or CP949, a superset of EUC-KR, the encoding of
+  older Korean files; per event, 345 CP949 syllables would pass as wrong UTF-8), else a
+  `UserInputError` naming the first event each encoding fails on. Lyrics text files likewise.
 - Onset tolerance. A lyric belongs to the note whose onset is nearest, within ``ticks_per_beat / 32``
   ticks (a 128th note; at least 1 tick). The same tolerance decides when two notes "start together".
 - Track choice. The lyric track is the track with the most lyric events (ties: a track with notes,
@@ -54,7 +56,8 @@ import mido
 import mido.midifiles.meta as mido_meta
 
 from config.errors import UserInputError
-from preprocessor.score import BREATH, CONTINUATION_MARKS, REST, Note
+from preprocessor.score import BREATH, CONTINUATION_MARKS, REST, Note, validate_notes
+from preprocessor.scores.text_encoding import choose_encoding, decode_file_text
 from preprocessor.text.korean import is_hangul_syllable
 
 GAP_EPSILON_SECONDS = 0.001  # gaps up to this are rounding noise, never a rest
@@ -133,10 +136,7 @@ def read_lyrics_lines(path: Path) -> list[list[str]]:
     if not path.is_file():
         raise UserInputError(f"{path}: lyrics file not found; pass an existing Hangul text file (one syllable per note, one phrase per line)")
     raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
-    text = _decode_bytes(raw)
-    if text is None:
-        bad = _first_bad_utf8_byte(raw)
-        raise UserInputError(f"{path}: byte {bad} ({raw[bad:bad + 4]!r}) is neither UTF-8 nor CP949; save the lyrics file as UTF-8")
+    text = decode_file_text([raw], path, lambda _: "the file", "save the lyrics file as UTF-8").texts[0]
     lines = [_lyric_characters(line) for line in text.splitlines()]
     lines = [line for line in lines if line]
     if not lines:
@@ -163,21 +163,9 @@ def _lyric_tokens(text: str) -> list[str]:
     return [joined]  # not Hangul: one note's lyric, left for the frontend to judge
 
 
-def _first_bad_utf8_byte(raw: bytes) -> int:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return error.start
-    return 0
-
-
 def _decode_bytes(raw: bytes) -> str | None:
-    for encoding in ("utf-8", "cp949"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return None
+    decoded = choose_encoding([raw])
+    return decoded.texts[0] if decoded else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -549,13 +537,12 @@ def _lyrics_from_events(path: Path, selection: _Selection, voice: _Voice, midi: 
     own = [""] * len(notes)
     line_start = [False] * len(notes)
     line_end = [False] * len(notes)
-    for event in selection.lyric_events:
-        text = _decode_bytes(event.raw)
-        if text is None:
-            raise UserInputError(
-                f"{path}: {where_from}: the lyric at {timeline.where(event.tick)} is neither UTF-8 nor CP949 "
-                f"(bytes {event.raw!r}); re-enter the lyric as UTF-8 text in the MIDI editor"
-            )
+    events = selection.lyric_events
+    decoded = decode_file_text(
+        [event.raw for event in events], path, lambda i: f"{where_from}, the lyric at {timeline.where(events[i].tick)}",
+        "re-enter the lyrics in one encoding (UTF-8) in the MIDI editor",
+    )
+    for event, text in zip(events, decoded.texts):
         if not _lyric_tokens(text):
             continue  # blank or punctuation only: a spacer, not a syllable
         index = _nearest(onsets, event.tick, midi.tolerance)
@@ -726,6 +713,7 @@ def read_score(
     else:
         lyrics = _lyrics_from_lines(midi_path, lyrics_path, lines, voice, midi, rest_gap)
     notes, locations, phrase_starts = _assemble(voice, lyrics, midi.timeline, rest_gap)
+    validate_notes(notes, midi_path, [f"note {i + 1} at bar:beat {where}" for i, where in enumerate(locations)])
     return Score(
         notes=tuple(notes),
         locations=tuple(locations),
@@ -787,3 +775,19 @@ def list_csd_early_scores(root: Path) -> list[tuple[Path, Path]]:
             raise UserInputError(f"{text}: missing; every early CSD score needs mid/{midi.stem}.mid and txt/{midi.stem}.txt")
         pairs.append((midi, text))
     return pairs
+
+
+def read_melody(midi_path: Path, track: int | None = None, monophonic: str = "top") -> list[Note]:
+    """The melody's notes alone (no lyrics needed; lyric ``""``), in seconds: what autotuning to a score reads.
+
+    track: the melody track (default: the only track with notes; an error naming them when several);
+    monophonic: as `read_score` (``"top"`` keeps the highest voice of chords).
+    """
+    if monophonic not in MONOPHONIC_MODES:
+        raise ValueError(f"monophonic must be one of {MONOPHONIC_MODES}, got {monophonic!r}")
+    midi_path = Path(midi_path)
+    midi = _parse_midi(midi_path, _load_midi(midi_path))
+    selection = _select(midi_path, midi, track, use_midi_lyrics=False)
+    voice = _make_monophonic(midi_path, selection.melody, midi, monophonic, LEGATO_MAX_OVERLAP_SECONDS)
+    seconds = midi.timeline.seconds
+    return [Note(seconds(note.start), seconds(note.end), note.pitch, "") for note in voice.notes]

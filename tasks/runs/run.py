@@ -2,7 +2,7 @@
 
     python tasks/runs/run.py --config config/models/visinger.yaml --exp_name csd_visinger [--hparams "k=v,..."] [--reset]
     python tasks/runs/run.py --exp_name csd_visinger --validate        # metrics of the newest checkpoint
-    python tasks/runs/run.py --exp_name csd_visinger --infer           # task.infer(work_dir)
+    python tasks/runs/run.py --exp_name csd_visinger --infer [--split valid]   # task.infer(work_dir, split): render + evaluate
     torchrun --nproc_per_node=4 tasks/runs/run.py --config ... --exp_name ...
 
 Exit codes: 0 done (or stopped cleanly by SIGINT/SIGTERM after a checkpoint), 2 a user mistake
@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root is the import root
+
+from config.threads import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep instead of spinning (config/threads.py)
 
 import argparse  # noqa: E402
 
@@ -34,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reset", action="store_true", help="delete the experiment's work dir and start over")
     parser.add_argument("--validate", action="store_true", help="validate the newest (or --ckpt) checkpoint and exit")
     parser.add_argument("--infer", action="store_true", help="run task.infer(work_dir) with the newest (or --ckpt) checkpoint")
+    parser.add_argument("--split", choices=("valid", "test"), default=None, help="the split --infer renders and evaluates (default: test)")
     parser.add_argument("--ckpt", default=None, help="checkpoint for --validate / --infer (default: the newest)")
     parser.add_argument("--work_dir_root", default=None, help=f"where experiments live (default: ${ROOT_ENV}, else ./checkpoints)")
     return parser
@@ -46,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserInputError("--validate and --infer: choose one")
     if evaluating and args.reset:
         raise UserInputError("--reset only applies to training; drop it with --validate / --infer")
+    if args.split and not args.infer:
+        raise UserInputError("--split only applies to --infer (validation always uses the valid split)")
     if args.ckpt and not evaluating:
         raise UserInputError("--ckpt only applies to --validate / --infer (training resumes from the newest checkpoint)")
 
@@ -79,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if args.infer:
                 assert plan.resume_from is not None
-                trainer.infer_checkpoint(plan.resume_from)
+                trainer.infer_checkpoint(plan.resume_from, args.split or "test")
                 return 0
-            return trainer.fit(plan.resume_from)
+            return trainer.fit(plan.resume_from, plan.resume_state)
         except UserInputError as error:
             log.debug("error: %s", error)  # into train.log too; run_cli prints it
             raise

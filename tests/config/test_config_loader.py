@@ -95,3 +95,52 @@ def test_resolved_config_round_trips(tmp_path):
     save_config(cfg, tmp_path / "out/config.yaml")
     assert load_config(tmp_path / "out/config.yaml") == cfg
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["config.yaml"]  # no temporary left behind
+
+
+def test_duplicate_keys_are_errors_at_any_level(tmp_path):
+    top = write(tmp_path / "top.yaml", "trainer: {max_updates: 3}\naudio: {}\ntrainer: {max_updates: 5}\n")
+    with pytest.raises(UserInputError, match=r"top\.yaml line 3, column 1: invalid YAML \(duplicate key 'trainer' \(first at line 1\)"):
+        load_config(top)
+    nested = write(tmp_path / "nested.yaml", "optim:\n  lr: 1.0e-4\n  betas: [0.8, 0.99]\n  lr: 2.0e-4\n")
+    with pytest.raises(UserInputError, match=r"nested\.yaml line 4, column 3: .*duplicate key 'lr' \(first at line 2\)"):
+        load_config(nested)
+    # YAML merge keys (<<) are not duplicates; a key after them overrides as YAML defines.
+    merged = write(tmp_path / "merge.yaml", "a: &base {x: 1, y: 2}\nb:\n  <<: *base\n  y: 3\n")
+    assert load_config(merged)["b"] == {"x": 1, "y": 3}
+
+
+def test_a_config_that_is_not_utf8_is_one_line_naming_the_line(tmp_path):
+    path = tmp_path / "korean.yaml"
+    path.write_bytes("audio: {}\n# 설명\n".encode("cp949"))
+    with pytest.raises(UserInputError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert message.startswith(f"{path} line 2: not UTF-8 text (byte 12") and message.endswith("save the config file as UTF-8")
+
+
+def test_unknown_section_names_the_closest_known_one():
+    from config.loader import check_sections
+
+    check_sections({"trainer": {}, "audio": {}}, ("trainer", "audio", "model"), "c.yaml")
+    with pytest.raises(UserInputError, match=r"^c\.yaml: unknown config section 'trainr'; did you mean 'trainer'\?$"):
+        check_sections({"trainr": {}}, ("trainer", "audio"), "c.yaml")
+    with pytest.raises(UserInputError, match=r"unknown config section 'zzz'; known sections: audio, trainer"):
+        check_sections({"zzz": 1}, ("trainer", "audio"), "c.yaml")
+
+
+def test_training_and_data_configs_reject_unknown_sections_and_keys(tmp_path):
+    from preprocessor.settings import data_pipeline_settings
+    from tasks.experiment import plan_training
+
+    repo = Path(__file__).resolve().parents[2]
+    demo = repo / "config/models/visinger_demo.yaml"
+    typo = write(tmp_path / "typo.yaml", f"base_config: {demo}\ntrainr:\n  max_updates: 3\n")
+    with pytest.raises(UserInputError, match=r"typo\.yaml \(task VISingerTask\): unknown config section 'trainr'; did you mean 'trainer'\?"):
+        plan_training(str(typo), "x", None, False, str(tmp_path / "ck"))
+    nested = write(tmp_path / "nested.yaml", f"base_config: {demo}\ndataset:\n  binary_dri: x\n")
+    with pytest.raises(UserInputError, match=r"unknown key 'dataset\.binary_dri'; did you mean 'dataset\.binary_dir'\?"):
+        plan_training(str(nested), "x", None, False, str(tmp_path / "ck"))
+    data = load_config(repo / "config/datasets/svs/demo/preprocess.yaml")
+    with pytest.raises(UserInputError, match=r"^d\.yaml: unknown config section 'segmnt'; did you mean 'segment'\?"):
+        data_pipeline_settings({**data, "segmnt": {}}, "d.yaml")
+    assert data_pipeline_settings(load_config(demo)).dataset.name  # a training config also serves the data CLIs

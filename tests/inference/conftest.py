@@ -20,6 +20,7 @@ import soundfile as sf
 import torch
 
 from config.loader import config_section, load_config
+from model_io.class_path import import_class
 from modules.discriminators import VISingerDiscriminator
 from modules.visinger import VISingerGenerator
 from preprocessor.text.korean import KoreanFrontend
@@ -53,9 +54,10 @@ def tiny_generator(config: dict[str, Any], seed: int = 0) -> VISingerGenerator:
 
 
 def write_runner_checkpoint(
-    path: Path, config: dict[str, Any], models: dict[str, dict[str, torch.Tensor]], task_cls: str = VISINGER_TASK
+    path: Path, config: dict[str, Any], models: dict[str, dict[str, torch.Tensor]], task_cls: str = VISINGER_TASK, describe: bool = True
 ) -> Path:
-    """A checkpoint with the keys of `Trainer.checkpoint_state` (optimizer states empty: inference never reads them)."""
+    """A checkpoint with the keys of `Trainer.checkpoint_state` (optimizer states empty: inference never reads them),
+    the model description made by the task itself, as the trainer does (none with `describe=False`: an old checkpoint)."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
@@ -78,6 +80,8 @@ def write_runner_checkpoint(
         "nonfinite_skipped": 0,
         "val_metrics": {},
     }
+    if describe:
+        state["description"] = import_class(task_cls, "test", "")(config).model_description().to_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
@@ -159,3 +163,14 @@ def read_pcm(path: Path) -> tuple[np.ndarray, int, str]:
 def as_pcm16(wav: np.ndarray) -> np.ndarray:
     """What `write_wav_atomic` stores for float audio."""
     return np.round(np.clip(wav, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+@pytest.fixture(scope="session")
+def ddsp_experiment(tmp_path_factory) -> Path:
+    """A work-dir root holding `tiny_ddsp`: the shrunk demo DDSP singer trained 2 updates on synthetic singing."""
+    from tests.audio_factory import train_tiny_ddsp, write_singing_folder
+
+    root = tmp_path_factory.mktemp("ddsp_exp")
+    write_singing_folder(root / "audio")
+    assert train_tiny_ddsp(root, root / "audio", updates=2) == 0
+    return root

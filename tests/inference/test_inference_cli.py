@@ -18,11 +18,12 @@ import torch
 
 from config.errors import UserInputError, run_cli as run_main
 from config.loader import load_config
-from inference.model_loading import load_singer, pack_experiment
+from inference.api import Singer
 from preprocessor.scores.midi_reader import read_score
 from inference.synthesis import SingingSynthesizer
 from tests.inference.conftest import (
     F0_STATS,
+    REPO_ROOT,
     SANCHAEK,
     TinyExperiment,
     as_pcm16,
@@ -34,6 +35,7 @@ from tests.inference.conftest import (
 )
 from tests.inference.midi_factory import N, melody, write_melody
 
+HIFIGAN_TASK = "tasks.hifigan_task.HiFiGANTask"
 Q = 480  # ticks per beat; a beat is 0.5 s at the factory's 120 bpm
 
 
@@ -72,11 +74,9 @@ def test_a_folder_of_midis_renders_every_score_with_one_model_load(tiny_experime
     shutil.copy(SANCHAEK, scores / "sanchaek.mid")
     write_melody(scores / "short.MID", melody((60, "별"), (62, "빛"), (64, "이"), start=Q // 2))
     (scores / "notes.txt").write_text("not a score", encoding="utf-8")
-    import inference.model_loading as model_loading
-
     loads = []
-    real_load = model_loading.load_singer
-    monkeypatch.setattr(model_loading, "load_singer", lambda **kwargs: loads.append(kwargs) or real_load(**kwargs))
+    real_load = Singer.load
+    monkeypatch.setattr(Singer, "load", lambda *args, **kwargs: loads.append(args) or real_load(*args, **kwargs))
     out = tmp_path / "wavs"
     argv = ["visinger.py", "--work_dir_root", str(tiny_experiment.work_dir_root), "--exp_name", "tiny", "--midi", str(scores), "--out", str(out)]
     monkeypatch.setattr(sys, "argv", argv)
@@ -121,12 +121,18 @@ def test_pack_is_self_contained_and_sings_exactly_like_the_experiment(tiny_exper
     pack = tmp_path / "packed" / "tiny"
     process = run_cli("--work_dir_root", tiny_experiment.work_dir_root, "--pack", tiny_experiment.exp_name, "--out", pack)
     assert process.returncode == 0, process.stderr
-    assert sorted(p.name for p in pack.iterdir()) == ["config.yaml", "generator.pt", "phone_set.json", "stats.json"]
+    assert sorted(p.name for p in pack.iterdir()) == ["README.md", "model.pt"]
     assert sorted(p.name for p in pack.parent.iterdir()) == ["tiny"]  # no partial folder left beside it
-    packed = torch.load(pack / "generator.pt", map_location="cpu", weights_only=True)
-    assert set(packed["generator"]) == set(tiny_experiment.generator.state_dict())  # generator only: no discriminator
-    assert json.loads((pack / "stats.json").read_text(encoding="utf-8")) == F0_STATS
-    assert load_config(pack / "config.yaml") == tiny_experiment.config
+    packed = torch.load(pack / "model.pt", map_location="cpu", weights_only=True)
+    assert packed["format"] == "svs-model-pack" and packed["version"] == 2
+    assert set(packed["models"]) == {"generator"}  # inference models only: no discriminator, no optimizer state
+    assert set(packed["models"]["generator"]) == set(tiny_experiment.generator.state_dict())
+    description = packed["description"]
+    assert description["models"]["generator"]["class_path"] == "modules.visinger.VISingerGenerator"
+    assert description["stats"] == F0_STATS and description["audio"]["sample_rate"] == 16000
+    assert packed["trained"][0]["config"] == tiny_experiment.config and packed["trained"][0]["global_step"] == 1
+    card = (pack / "README.md").read_text(encoding="utf-8")
+    assert "modules.visinger.VISingerGenerator" in card and "updates trained: 1" in card and "Singer.load" in card
 
     # Sing from the pack with the training data gone and from a folder that is not the repo.
     hidden = tiny_experiment.binary_dir.with_name("hidden")
@@ -141,19 +147,21 @@ def test_pack_is_self_contained_and_sings_exactly_like_the_experiment(tiny_exper
 
 
 def test_packing_replaces_an_old_pack_but_never_deletes_other_folders(tiny_experiment, tmp_path):
-    singer = load_singer(exp_dir=tiny_experiment.exp_dir)
+    singer = Singer.load(tiny_experiment.exp_dir, device="cpu")
     assert singer.pitch_range == (60, 74)
-    pack = pack_experiment(singer, tmp_path / "pack")
-    (pack / "stats.json").write_text("{}", encoding="utf-8")
-    pack_experiment(singer, pack)  # an earlier pack is replaced
-    assert json.loads((pack / "stats.json").read_text(encoding="utf-8")) == F0_STATS
+    pack = singer.pack(tmp_path / "pack")
+    card = (pack / "README.md").read_text(encoding="utf-8")
+    (pack / "README.md").write_text("edited", encoding="utf-8")
+    singer.pack(pack)  # an earlier pack is replaced
+    assert (pack / "README.md").read_text(encoding="utf-8") == card
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pack"]
-    reloaded = load_singer(ckpt=pack)
-    for name, tensor in singer.generator.state_dict().items():
-        assert torch.equal(reloaded.generator.state_dict()[name], tensor)
+    reloaded = Singer.load(pack, device="cpu")
+    assert reloaded.pitch_range == (60, 74)
+    for name, tensor in singer.model.state_dict().items():
+        assert torch.equal(reloaded.model.state_dict()[name], tensor)
     # --out pointing at the experiment itself (or any folder that is not a pack) must not wipe it.
     with pytest.raises(UserInputError, match="exists and is not a packed model"):
-        pack_experiment(singer, tiny_experiment.exp_dir)
+        singer.pack(tiny_experiment.exp_dir)
     assert tiny_experiment.checkpoint.is_file()
     assert sorted(p.name for p in tiny_experiment.exp_dir.iterdir()) == [tiny_experiment.checkpoint.name]
 
@@ -178,11 +186,15 @@ def _bad_cases(root: Path, experiment: TinyExperiment) -> dict[str, BadCase]:
     write_melody(root / "chord.mid", [N(0, Q, 60, "가"), N(0, Q, 64, None), N(Q, 2 * Q, 62, "나")])
     write_melody(root / "bytes.mid", melody((60, "가"), (62, b"\xff\xfe\xfa")))
 
-    roots = {name: root / name / "checkpoints" for name in ("empty", "foreign", "shape")}
+    roots = {name: root / name / "checkpoints" for name in ("empty", "old", "vocoder", "shape")}
     (roots["empty"] / "tiny").mkdir(parents=True)
     (roots["empty"] / "tiny" / "config.yaml").write_text("{}\n", encoding="utf-8")
     write_runner_checkpoint(
-        roots["foreign"] / "tiny" / "model_ckpt_steps_5.pt", experiment.config, {"model": experiment.generator.state_dict()}, task_cls="tasks.tts.FastSpeechTask"
+        roots["old"] / "tiny" / "model_ckpt_steps_5.pt", experiment.config, {"generator": experiment.generator.state_dict()}, describe=False
+    )
+    vocoder_config = load_config(REPO_ROOT / "config" / "models" / "hifigan_demo.yaml", f"dataset.binary_dir={experiment.binary_dir}")
+    write_runner_checkpoint(
+        roots["vocoder"] / "tiny" / "model_ckpt_steps_5.pt", vocoder_config, {"generator": {}, "discriminator": {}}, task_cls=HIFIGAN_TASK
     )
     # Saved with hidden 16 in its config but weights of a hidden-24 generator: not this model's weights.
     wider = tiny_generator(tiny_config(experiment.binary_dir, "model.hidden_channels=24"))
@@ -205,13 +217,16 @@ def _bad_cases(root: Path, experiment: TinyExperiment) -> dict[str, BadCase]:
         "experiment without checkpoints": BadCase(
             ("--work_dir_root", roots["empty"], "--exp_name", "tiny", "--midi", SANCHAEK), str(roots["empty"] / "tiny"), "no checkpoint yet"
         ),
-        "checkpoint of another task": BadCase(
-            ("--work_dir_root", roots["foreign"], "--exp_name", "tiny", "--midi", SANCHAEK), "model_ckpt_steps_5.pt", "'tasks.tts.FastSpeechTask', not of VISinger"
+        "checkpoint without a model description": BadCase(
+            ("--work_dir_root", roots["old"], "--exp_name", "tiny", "--midi", SANCHAEK), "model_ckpt_steps_5.pt", "add it with python tasks/runs/describe_checkpoint.py"
+        ),
+        "checkpoint of a vocoder alone": BadCase(
+            ("--work_dir_root", roots["vocoder"], "--exp_name", "tiny", "--midi", SANCHAEK), "model_ckpt_steps_5.pt", "holds nothing that sings from a score"
         ),
         "generator weights of another shape": BadCase(
             ("--work_dir_root", roots["shape"], "--exp_name", "tiny", "--midi", SANCHAEK), "model_ckpt_steps_5.pt", "not this model's weights"
         ),
-        "not a pack folder": BadCase(("--ckpt", root, "--midi", SANCHAEK), str(root), "not a packed model (no generator.pt)"),
+        "not a pack folder": BadCase(("--ckpt", root, "--midi", SANCHAEK), str(root), "neither a packed model (no model.pt) nor an experiment"),
     }
 
 
@@ -243,7 +258,8 @@ BAD_CASE_NAMES = [
     "speaker the model lacks",
     "missing experiment",
     "experiment without checkpoints",
-    "checkpoint of another task",
+    "checkpoint without a model description",
+    "checkpoint of a vocoder alone",
     "generator weights of another shape",
     "not a pack folder",
 ]

@@ -1,10 +1,10 @@
 """Singing every score format, the editable render (--dump / --score FILE.json) and the Hangul plot, with a tiny VISinger."""
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +13,10 @@ import torch
 
 from config.errors import UserInputError, run_cli as run_main
 from config.loader import config_section
-from inference.model_loading import LoadedSinger, load_singer
+from inference.api import Singer
 from inference.render import render_score
-from inference.synthesis import SingingSynthesizer
 from preprocessor.audio import AudioSettings, extract_f0
-from tests.inference.conftest import TinyExperiment, read_pcm, run_cli, tiny_generator
+from tests.inference.conftest import TinyExperiment, read_pcm, run_cli
 from tests.preprocessor.test_score_formats import hand_ust, xml_note, xml_score
 from tests.score_files import (
     ds_segment,
@@ -31,16 +30,11 @@ from tests.score_files import (
 
 
 @pytest.fixture(scope="module")
-def singer(tiny_experiment: TinyExperiment) -> LoadedSinger:
-    return load_singer(exp_dir=tiny_experiment.exp_dir)
+def singer(tiny_experiment: TinyExperiment) -> Singer:
+    return Singer.load(tiny_experiment.exp_dir, device="cpu")
 
 
-@pytest.fixture(scope="module")
-def synthesizer(singer: LoadedSinger) -> SingingSynthesizer:
-    return SingingSynthesizer(singer.generator, singer.audio.sample_rate, singer.audio.hop_size)
-
-
-def pitched_singer(singer: LoadedSinger) -> LoadedSinger:
+def pitched_singer(singer: Singer) -> Singer:
     """The tiny VISinger with its decoder set to play its harmonic source: the audio's pitch is the F0 it is given.
 
     An untrained decoder buzzes at its upsampling rates whatever F0 it gets, so nothing about pitch
@@ -49,8 +43,7 @@ def pitched_singer(singer: LoadedSinger) -> LoadedSinger:
     its full-rate input passes it on; the rest of the generator (score encoder, F0 predictor, prior,
     flow) and the whole render path are the real ones.
     """
-    generator = tiny_generator(singer.config)
-    generator.load_state_dict(singer.generator.state_dict())
+    generator = copy.deepcopy(singer.model)
     decoder = generator.decoder
     with torch.no_grad():
         decoder.conv_pre.weight.zero_()
@@ -67,7 +60,7 @@ def pitched_singer(singer: LoadedSinger) -> LoadedSinger:
         projection.weight.zero_()
         projection.bias.fill_(-20.0)  # harmonics 2.. and the noise off
         projection.bias[0] = 10.0  # the fundamental at 0.5
-    return replace(singer, generator=generator.eval())
+    return Singer(generator.eval(), singer.saved, singer.device, singer.frontend)
 
 
 def measured(wav: np.ndarray, audio: AudioSettings, frames: int) -> np.ndarray:
@@ -82,11 +75,11 @@ def cents(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # Every format sings
 
 
-def test_one_song_in_midi_musicxml_ust_and_ustx_gives_the_same_audio_length(singer, synthesizer, tmp_path):
+def test_one_song_in_midi_musicxml_ust_and_ustx_gives_the_same_audio_length(singer, tmp_path):
     files = [write_midi_song(tmp_path / "s.mid"), write_musicxml_song(tmp_path / "s.musicxml"), write_ust_song(tmp_path / "s.ust"), write_ustx_song(tmp_path / "s.ustx")]
     lengths, notes = [], []
     for path in files:
-        _, result, _ = render_score(singer, path, tmp_path / f"{path.suffix[1:]}.wav", synthesizer=synthesizer)
+        result = render_score(singer, path, tmp_path / f"{path.suffix[1:]}.wav").synthesis
         lengths.append(len(read_pcm(tmp_path / f"{path.suffix[1:]}.wav")[0]))
         notes.append([(round(n.start, 3), round(n.end, 3), n.pitch, n.lyric) for n in result.notes])
     hop, rate = singer.audio.hop_size, singer.audio.sample_rate
@@ -166,10 +159,10 @@ def test_bad_score_exits_2_with_one_line_and_writes_nothing(tiny_experiment, tmp
 
 
 @pytest.fixture(scope="module")
-def dumped(singer, synthesizer, tmp_path_factory):
+def dumped(singer, tmp_path_factory):
     """A UST song rendered with --dump: (folder, wav result, dump path)."""
     folder = tmp_path_factory.mktemp("dump")
-    _, result, _ = render_score(singer, write_ust_song(folder / "song.ust"), folder / "song.wav", synthesizer=synthesizer, dump=folder / "song.json")
+    result = render_score(singer, write_ust_song(folder / "song.ust"), folder / "song.wav", dump=folder / "song.json").synthesis
     return folder, result, folder / "song.json"
 
 
@@ -188,15 +181,15 @@ def test_dump_has_the_documented_fields(dumped, singer):
     assert rendered - trims == len(result.f0_hz)  # the phrases tile the song
 
 
-def test_dump_then_render_is_bit_identical(dumped, singer, synthesizer):
+def test_dump_then_render_is_bit_identical(dumped, singer):
     folder, first, path = dumped
-    _, again, _ = render_score(singer, path, folder / "again.wav", synthesizer=synthesizer)
+    again = render_score(singer, path, folder / "again.wav").synthesis
     assert np.array_equal(first.wav, again.wav)
     assert (folder / "again.wav").read_bytes() == (folder / "song.wav").read_bytes()
     assert [(n.pitch, n.lyric) for n in again.notes] == [(n.pitch, n.lyric) for n in first.notes]
 
 
-def test_a_phoneme_given_more_frames_moves_what_follows(dumped, singer, synthesizer, tmp_path):
+def test_a_phoneme_given_more_frames_moves_what_follows(dumped, singer, tmp_path):
     _, first, path = dumped
     document = json.loads(path.read_text(encoding="utf-8"))
     phonemes = document["phrases"][0]["phonemes"]
@@ -204,7 +197,7 @@ def test_a_phoneme_given_more_frames_moves_what_follows(dumped, singer, synthesi
     phonemes[index]["frames"] += 10  # its F0 curve is stretched to the new length
     edited = tmp_path / "longer.json"
     edited.write_text(json.dumps(document), encoding="utf-8")
-    _, result, _ = render_score(singer, edited, tmp_path / "longer.wav", synthesizer=synthesizer)
+    result = render_score(singer, edited, tmp_path / "longer.wav").synthesis
     hop = singer.audio.hop_size
     assert len(result.wav) == len(first.wav) + 10 * hop
     frame = hop / singer.audio.sample_rate
@@ -214,7 +207,7 @@ def test_a_phoneme_given_more_frames_moves_what_follows(dumped, singer, synthesi
     assert sung_edited[-1].start == pytest.approx(sung_first[-1].start + 10 * frame)
 
 
-def test_a_moved_note_with_its_f0_left_to_the_model(dumped, singer, synthesizer, tmp_path):
+def test_a_moved_note_with_its_f0_left_to_the_model(dumped, singer, tmp_path):
     _, first, path = dumped
     document = json.loads(path.read_text(encoding="utf-8"))
     phrase = document["phrases"][0]
@@ -225,7 +218,7 @@ def test_a_moved_note_with_its_f0_left_to_the_model(dumped, singer, synthesizer,
             phoneme["f0_hz"] = None  # predicted again from the moved note
     edited = tmp_path / "moved.json"
     edited.write_text(json.dumps(document), encoding="utf-8")
-    _, result, _ = render_score(singer, edited, tmp_path / "moved.wav", synthesizer=synthesizer)
+    result = render_score(singer, edited, tmp_path / "moved.wav").synthesis
     assert len(result.wav) == len(first.wav) and not np.array_equal(result.wav, first.wav)
     assert [n.pitch for n in result.notes if n.lyric == "가"] == [n.pitch + 5 for n in first.notes if n.lyric == "가"]
 
@@ -240,14 +233,13 @@ def _flat_f0(document: dict, hz: float) -> dict:
 
 def test_an_edited_f0_curve_moves_the_f0_measured_on_the_audio_by_the_edit(singer, tmp_path):
     pitched = pitched_singer(singer)
-    synth = SingingSynthesizer(pitched.generator, pitched.audio.sample_rate, pitched.audio.hop_size)
-    render_score(pitched, write_ust_song(tmp_path / "s.ust"), tmp_path / "s.wav", synthesizer=synth, dump=tmp_path / "s.json")
+    render_score(pitched, write_ust_song(tmp_path / "s.ust"), tmp_path / "s.wav", dump=tmp_path / "s.json")
     document = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
     results = {}
     for name, hz in (("flat", 220.0), ("up", 220.0 * 2 ** (3 / 12))):
         edited = tmp_path / f"{name}.json"
         edited.write_text(json.dumps(_flat_f0(json.loads(json.dumps(document)), hz)), encoding="utf-8")
-        _, results[name], _ = render_score(pitched, edited, tmp_path / f"{name}.wav", synthesizer=synth)
+        results[name] = render_score(pitched, edited, tmp_path / f"{name}.wav").synthesis
     flat, up = results["flat"], results["up"]
     edited_frames = np.isclose(flat.f0_hz, 220.0)
     heard_flat, heard_up = measured(flat.wav, singer.audio, len(flat.f0_hz)), measured(up.wav, singer.audio, len(up.f0_hz))
@@ -259,10 +251,9 @@ def test_an_edited_f0_curve_moves_the_f0_measured_on_the_audio_by_the_edit(singe
 
 def test_a_ds_f0_curve_is_sung(singer, tmp_path):
     pitched = pitched_singer(singer)
-    synth = SingingSynthesizer(pitched.generator, pitched.audio.sample_rate, pitched.audio.hop_size)
     curve = [0.0] * 10 + [330.0] * 80 + [0.0] * 10  # 1 s at 10 ms
     path = write_ds(tmp_path / "f0.ds", [ds_segment(0.5, [("C4", 0.5, 0), ("D4", 0.5, 0)], "가 나", f0=(0.01, curve))])
-    _, result, _ = render_score(pitched, path, tmp_path / "f0.wav", synthesizer=synth)
+    result = render_score(pitched, path, tmp_path / "f0.wav").synthesis
     rate = singer.audio.sample_rate / singer.audio.hop_size
     inside = slice(int(0.7 * rate), int(1.3 * rate))
     assert np.allclose(result.f0_hz[inside], 330.0)
@@ -281,20 +272,20 @@ def test_a_ds_f0_curve_is_sung(singer, tmp_path):
         (lambda d: d.update(version=7), "version 7"),
     ],
 )
-def test_bad_render_file_edits(dumped, singer, synthesizer, tmp_path, edit, message):
+def test_bad_render_file_edits(dumped, singer, tmp_path, edit, message):
     _, _, path = dumped
     document = json.loads(path.read_text(encoding="utf-8"))
     edit(document)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(document), encoding="utf-8")
     with pytest.raises(UserInputError, match=message):
-        render_score(singer, bad, tmp_path / "bad.wav", synthesizer=synthesizer)
+        render_score(singer, bad, tmp_path / "bad.wav")
     assert not (tmp_path / "bad.wav").exists()
 
 
-def test_render_file_refuses_score_options(dumped, singer, synthesizer, tmp_path):
+def test_render_file_refuses_score_options(dumped, singer, tmp_path):
     with pytest.raises(UserInputError, match="leave out --lyrics, --track and --key_shift"):
-        render_score(singer, dumped[2], tmp_path / "x.wav", key_shift=2, synthesizer=synthesizer)
+        render_score(singer, dumped[2], tmp_path / "x.wav", key_shift=2)
 
 
 # ---------------------------------------------------------------------------------------------

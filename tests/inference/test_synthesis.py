@@ -19,9 +19,10 @@ import torch
 
 from config.errors import UserInputError
 from inference.render import render_score
-from inference.model_loading import load_singer
+from inference.api import Singer
 from preprocessor.scores.midi_reader import read_score
-from inference.synthesis import SingingSynthesizer, cut_phrases
+from inference.synthesis import SingingSynthesizer, cut_phrases, cut_pieces, slice_phone_inputs
+from modules.score_inputs import ScoreInputs
 from preprocessor.score import REST, Note
 from preprocessor.text.frame_rule import assign_phoneme_frames, note_frame_counts
 from preprocessor.text.korean import NotePhonemes
@@ -168,7 +169,9 @@ def _phrase_alone(synthesizer: SingingSynthesizer, notes, note_frames, phrase, t
 def test_each_phrase_is_the_generator_on_that_phrase_alone_cross_faded(tiny_experiment, frontend):
     notes = list(read_score(SANCHAEK).notes)
     crossfade = 4
-    synthesizer = SingingSynthesizer(tiny_experiment.generator, SAMPLE_RATE, HOP, noise_scale=0.0, crossfade_frames=crossfade, frontend=frontend)
+    synthesizer = SingingSynthesizer(
+        tiny_experiment.generator, SAMPLE_RATE, HOP, noise_scale=0.0, crossfade_frames=crossfade, frontend=frontend, max_piece_seconds=60.0
+    )  # phrases in one piece each: pieces are tested below
     result = synthesizer.synthesize(notes)
     phrases = cut_phrases(notes, result.note_frames, synthesizer.min_rest_frames)
     assert len(phrases) == result.phrases == 3  # sanchaek.mid has two rests of 0.625 s inside
@@ -191,6 +194,97 @@ def test_each_phrase_is_the_generator_on_that_phrase_alone_cross_faded(tiny_expe
             expected[: len(audio)] = audio
     # The cross-fade regions: the previous phrase's rest tail fading out under the next phrase fading in.
     np.testing.assert_allclose(result.wav, expected, rtol=0, atol=1e-6)
+
+
+# --- long phrases in bounded pieces -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("total, max_core, overlap", [(1, 10, 3), (10, 10, 3), (11, 10, 3), (997, 40, 12), (60000, 400, 100)])
+def test_cut_pieces_tile_the_phrase_with_bounded_windows(total, max_core, overlap):
+    pieces = cut_pieces(total, max_core, overlap)
+    assert pieces[0].core_start == 0 and pieces[-1].core_end == total
+    assert all(a.core_end == b.core_start for a, b in zip(pieces, pieces[1:]))
+    assert all(0 < p.core_end - p.core_start <= max_core for p in pieces)
+    assert all(p.window_end - p.window_start <= max_core + 2 * overlap for p in pieces)
+    assert all(p.window_start == max(0, p.core_start - overlap) and p.window_end == min(total, p.core_end + overlap) for p in pieces)
+    assert len(pieces) == math.ceil(total / max_core)
+
+
+def test_slice_phone_inputs_keeps_notes_and_clips_the_edge_phonemes():
+    inputs = ScoreInputs(
+        phone_ids=torch.tensor([[5, 6, 7, 8]]),
+        note_pitch=torch.tensor([[60, 60, 62, 0]]),
+        note_dur=torch.tensor([[13.0, 13.0, 40.0, 7.0]]),
+        slur=torch.tensor([[0, 0, 1, 0]]),
+        phone_frames=torch.tensor([[3, 10, 40, 7]]),  # frames 0-3, 3-13, 13-53, 53-60
+        phone_lengths=torch.tensor([4]),
+    )
+    piece = slice_phone_inputs(inputs, 8, 20)
+    assert piece.phone_ids.tolist() == [[6, 7]] and piece.phone_frames.tolist() == [[5, 7]]
+    assert piece.note_dur.tolist() == [[13.0, 40.0]] and piece.slur.tolist() == [[0, 1]] and piece.phone_lengths.tolist() == [2]
+    inner = slice_phone_inputs(inputs, 20, 30)  # wholly inside the long note: that note alone, no new onset
+    assert inner.phone_ids.tolist() == [[7]] and inner.phone_frames.tolist() == [[10]] and inner.note_pitch.tolist() == [[62]]
+    whole = slice_phone_inputs(inputs, 0, 60)
+    assert all(torch.equal(a, b) for a, b in zip(whole, inputs))
+
+
+def test_a_long_note_renders_in_pieces_each_the_generator_on_its_window(tiny_experiment, frontend):
+    """A 12 s note with 1.5 s pieces: the song is the pieces' renders, cross-faded, with no dip at the joins."""
+    synthesizer = SingingSynthesizer(
+        tiny_experiment.generator, SAMPLE_RATE, HOP, noise_scale=0.0, frontend=frontend, max_piece_seconds=1.5, piece_overlap_seconds=0.4
+    )
+    notes = [Note(0.0, 0.5, 0, REST), Note(0.5, 12.5, 64, "아"), Note(12.5, 13.0, 0, REST)]
+    result = synthesizer.synthesize(notes)
+    total = frames_of(13.0)
+    assert len(result.wav) == total * HOP and len(result.f0_hz) == total and result.phrases == 1
+    assert np.isfinite(result.wav).all()
+    # Rebuild what the synthesizer renders: the phrase with its rest context, cut in pieces.
+    context = synthesizer.context_frames
+    phonemized = frontend.phonemize(notes)
+    frames = list(result.note_frames)
+    frames[0] += context
+    frames[-1] += context
+    from preprocessor.text.frame_rule import phoneme_score
+
+    score = phoneme_score(notes, phonemized, frames)
+    inputs = synthesizer._phrase_tensors(phonemized, notes, frames)
+    assert inputs.phone_frames.tolist() == [score.phone_frames]
+    phrase_frames = total + 2 * context
+    pieces = cut_pieces(phrase_frames, synthesizer.max_piece_frames, synthesizer.piece_overlap_frames)
+    assert len(pieces) == math.ceil(phrase_frames / 150) and all(p.window_end - p.window_start <= 150 + 80 for p in pieces)
+    half = synthesizer.piece_overlap_frames // 2
+    for piece in pieces:
+        out = synthesizer.generator.infer(**slice_phone_inputs(inputs, piece.window_start, piece.window_end)._asdict(), speaker_id=torch.tensor([0]), noise_scale=0.0)
+        wav = out.wav[0, 0].numpy()
+        # Between the cross-fades, the song is this piece's render of its window.
+        own_start, own_end = max(piece.core_start + half, context), min(piece.core_end - half, total + context)
+        if own_end <= own_start:
+            continue
+        song = result.wav[(own_start - context) * HOP : (own_end - context) * HOP]
+        mine = wav[(own_start - piece.window_start) * HOP : (own_end - piece.window_start) * HOP]
+        np.testing.assert_allclose(song, mine, rtol=0, atol=1e-5)
+    # No dip or click at a join: the level around each cut stays within a factor of the note's level.
+    note = result.wav[frames_of(1.0) * HOP : frames_of(12.0) * HOP]
+    level = np.sqrt(np.mean(note**2))
+    for piece in pieces[1:]:
+        cut = (piece.core_start - context) * HOP
+        if frames_of(1.0) * HOP < cut < frames_of(12.0) * HOP:
+            around = result.wav[cut - half * HOP : cut + half * HOP]
+            assert 0.5 * level < np.sqrt(np.mean(around**2)) < 2.0 * level
+
+
+def test_a_long_leading_rest_is_cut_in_pieces_too(synthesizer):
+    notes = [Note(0.0, 9.0, 0, REST), Note(9.0, 9.5, 60, "가")]
+    result = synthesizer.synthesize(notes)
+    assert len(result.wav) == frames_of(9.5) * HOP and np.isfinite(result.wav).all()
+    assert synthesizer.max_piece_frames < frames_of(9.5)  # it did need pieces
+
+
+def test_bad_note_times_given_to_synthesis_are_one_line(synthesizer):
+    with pytest.raises(UserInputError, match=r"^s\.mid: note 1: starts at -1\.000 s"):
+        synthesizer.synthesize([Note(-1.0, 0.5, 60, "가")], source="s.mid")
+    with pytest.raises(UserInputError, match=r"^s\.mid: note 2: end time inf is not a finite number"):
+        synthesizer.synthesize([Note(0.0, 0.5, 60, "가"), Note(0.5, math.inf, 62, "나")], source="s.mid")
 
 
 # --- pitch, speaker, seed -----------------------------------------------------------------------
@@ -251,9 +345,9 @@ def test_a_failed_write_leaves_no_wav_and_no_temporary(tiny_experiment, synthesi
         Path(file).write_bytes(b"RIFF partial")
         raise OSError("disk full")
 
-    singer = load_singer(exp_dir=tiny_experiment.exp_dir)
+    singer = Singer.load(tiny_experiment.exp_dir, device="cpu")
     monkeypatch.setattr(soundfile, "write", broken_write)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
-        render_score(singer, SANCHAEK, out / "song.wav", synthesizer=synthesizer)
+        render_score(singer, SANCHAEK, out / "song.wav")
     assert list(out.iterdir()) == []

@@ -239,7 +239,7 @@ def test_read_lyrics_lines(tmp_path):
     assert read_lyrics_lines(bom) == [["가"]]
     undecodable = tmp_path / "bad.txt"
     undecodable.write_bytes("가".encode() + b"\xff\xff")
-    with pytest.raises(UserInputError, match=r"bad\.txt: byte 3 .*neither UTF-8 nor CP949"):
+    with pytest.raises(UserInputError, match=r"bad\.txt: the text is neither UTF-8 nor CP949 throughout \(UTF-8 fails at byte 3 of the file"):
         read_lyrics_lines(undecodable)
     blank = tmp_path / "blank.txt"
     blank.write_text(" \n\n", encoding="utf-8")

@@ -162,9 +162,12 @@ def test_fs2_padded_batch_equals_each_item_alone(demo_binary_dir):
     assert len({item["mel"].shape[-1] for item in items}) > 1, "need items of different lengths to test padding"
 
     def infer(batch):
-        return model.infer(batch["phone_ids"], batch["note_pitch"], batch["note_dur"], batch["slur"], batch["phone_frames"], batch["phone_lengths"])
+        return model.infer(*batch["score"])
 
-    together = infer(collate_singing(items))
+    batch = collate_singing(items)
+    # The collate's one score structure holds the very per-field tensors, in the models' argument order.
+    assert [getattr(batch["score"], field) is batch[field] for field in batch["score"]._fields] == [True] * 6
+    together = infer(batch)
     for row, item in enumerate(items):
         alone = infer(collate_singing([item]))
         n = item["mel"].shape[-1]
@@ -238,6 +241,16 @@ def test_infer_renders_the_test_split_and_evaluates_it(rendered, exp, source):
     assert summary[source]["items"] == len(names)
 
 
+def test_infer_of_the_valid_split_renders_all_of_it_beside_the_test_renders(experiments):
+    """`--split valid`: the whole valid split (not capped by validation.max_items=2) into infer_valid/."""
+    assert run(experiments.root, experiments.hifigan, None, None, "--infer", "--split", "valid") == 0
+    metrics = json.loads((experiments.root / "hifigan" / "infer_valid" / "step3" / "gt_mel" / "metrics.json").read_text(encoding="utf-8"))
+    names = sorted(item["name"] for item in metrics["items"])
+    assert len(names) == 4 and all(name.startswith("kr002a_") for name in names)
+    with pytest.raises(UserInputError, match="--split only applies to --infer"):
+        run(experiments.root, experiments.hifigan, None, None, "--validate", "--split", "valid")
+
+
 def test_fs2_infer_without_a_vocoder_is_one_line_naming_the_key(experiments):
     with pytest.raises(UserInputError) as error:
         run(experiments.root, experiments.fs2, None, None, "--infer")
@@ -245,7 +258,7 @@ def test_fs2_infer_without_a_vocoder_is_one_line_naming_the_key(experiments):
 
 
 def test_a_vocoder_of_other_mels_is_refused():
-    from inference.baseline_synthesis import check_same_features
+    from model_io.description import check_same_features
 
     with pytest.raises(UserInputError, match="audio.n_mels"):
         check_same_features(AudioSettings(n_mels=80), AudioSettings(n_mels=128), "fs2", "hifigan")
@@ -279,7 +292,8 @@ def test_compare_models_collects_the_mean_rows_of_the_four_systems(rendered, tmp
 
 
 def test_pair_sings_a_midi_to_the_score_length_and_packs_reproducibly(rendered, tmp_path):
-    from inference.baseline_synthesis import AcousticVocoderPair, load_acoustic, load_vocoder, pair_singer
+    from inference.api import Singer
+    from inference.pair import AcousticVocoderPair
     from inference.render import render_score
     from preprocessor.scores.midi_reader import read_score
 
@@ -304,24 +318,25 @@ def test_pair_sings_a_midi_to_the_score_length_and_packs_reproducibly(rendered, 
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert process.returncode == 0, process.stderr
-    assert sorted(p.name for p in pack.iterdir()) == sorted(
-        ["acoustic.pt", "vocoder.pt", "config.yaml", "vocoder_config.yaml", "phone_set.json", "stats.json"]
-    )
+    assert sorted(p.name for p in pack.iterdir()) == ["README.md", "model.pt"]
+    card = (pack / "README.md").read_text(encoding="utf-8")
+    assert "tasks.fs2_task.FS2SingerTask" in card and "tasks.hifigan_task.HiFiGANTask" in card and "updates trained: 3" in card
     # The pack alone (its own vocoder) sings the very same samples, through the shared render path.
-    singer = pair_singer(load_acoustic(ckpt=pack), load_vocoder(ckpt=pack))
-    assert type(singer.generator) is AcousticVocoderPair and type(singer.generator.decoder) is HiFiGANGenerator
-    _, result, _ = render_score(singer, SANCHAEK, tmp_path / "from_pack.wav")
+    singer = Singer.load(pack, device="cpu")
+    assert type(singer.model) is AcousticVocoderPair and type(singer.model.vocoder) is HiFiGANGenerator
+    sung = render_score(singer, SANCHAEK, tmp_path / "from_pack.wav")
     again, _ = sf.read(tmp_path / "from_pack.wav", dtype="int16")
     np.testing.assert_array_equal(again, samples)
+    result = sung.synthesis
     assert result.phrases > 1 and result.timings["decoder"] > 0 and result.timings["acoustic"] > 0
 
 
-def test_pair_cli_without_a_vocoder_is_a_user_error(rendered):
-    from inference.baseline import _load_models, build_parser
+def test_pair_without_a_vocoder_or_of_two_vocoders_is_a_user_error(rendered):
+    from inference.api import Singer
 
-    args = build_parser().parse_args(["--exp_name", rendered.fs2, "--work_dir_root", str(rendered.root), "--midi", str(SANCHAEK), "--out", "x.wav"])
     with pytest.raises(UserInputError, match="--vocoder_exp"):
-        _load_models(args)
-    args = build_parser().parse_args(["--exp_name", rendered.hifigan, "--work_dir_root", str(rendered.root), "--vocoder_exp", rendered.hifigan, "--out", "x.wav"])
-    with pytest.raises(UserInputError, match="not of the FS2 singer"):
-        _load_models(args)
+        Singer.load(rendered.root / rendered.fs2, device="cpu")
+    with pytest.raises(UserInputError, match="holds nothing that sings from a score"):
+        Singer.load(rendered.root / rendered.hifigan, vocoder=rendered.root / rendered.hifigan, device="cpu")
+    with pytest.raises(UserInputError, match="holds no single vocoder"):
+        Singer.load(rendered.root / rendered.fs2, vocoder=rendered.root / rendered.fs2, device="cpu")

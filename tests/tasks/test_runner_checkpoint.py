@@ -175,3 +175,32 @@ def test_freeze_sets_requires_grad_by_prefix():
     assert frozen == ["gen.0.bias", "gen.0.weight"]
     assert not any(p.requires_grad for p in models["gen"][0].parameters())
     assert all(p.requires_grad for p in models["gen"][1].parameters())
+
+
+def test_best_is_an_independent_file_not_a_link(tmp_path):
+    source = tmp_path / checkpoint_name(5)
+    atomic_torch_save(minimal_state({"net": nn.Linear(2, 2)}, 5), source)
+    best = publish_best(source, tmp_path)
+    assert best.stat().st_ino != source.stat().st_ino and source.stat().st_nlink == 1
+    assert best.read_bytes() == source.read_bytes()
+    source.write_bytes(source.read_bytes()[:100])  # damage to the step checkpoint...
+    assert load_checkpoint(best)["global_step"] == 5  # ...is not damage to the best
+
+
+def test_resume_falls_back_past_unreadable_newest_checkpoints(tmp_path):
+    for step in (5, 10, 15):
+        atomic_torch_save(minimal_state({"net": nn.Linear(1, 1)}, step), tmp_path / checkpoint_name(step))
+    newest = tmp_path / checkpoint_name(15)
+    newest.write_bytes(newest.read_bytes()[:200])  # truncated
+    (tmp_path / checkpoint_name(10)).write_bytes(b"")  # emptied
+    path, state, skipped = ckpt.load_resumable_checkpoint(tmp_path, newest)
+    assert path == tmp_path / checkpoint_name(5) and state["global_step"] == 5
+    assert [line.split(" ", 1)[0] for line in skipped] == [checkpoint_name(15), checkpoint_name(10)]
+    assert all("does not load (" in line for line in skipped)
+    (tmp_path / checkpoint_name(5)).write_bytes(b"junk")
+    with pytest.raises(UserInputError, match=r"no step checkpoint loads \(3 tried.*use --reset"):
+        ckpt.load_resumable_checkpoint(tmp_path, newest)
+    # A checkpoint that loads but is foreign is not skipped: older ones would not fit either.
+    torch.save({"weights": torch.zeros(1)}, tmp_path / checkpoint_name(20))
+    with pytest.raises(UserInputError, match="not a checkpoint written by"):
+        ckpt.load_resumable_checkpoint(tmp_path, tmp_path / checkpoint_name(20))

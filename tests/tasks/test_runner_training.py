@@ -177,3 +177,17 @@ def test_validate_and_infer_modes(tmp_path, capsys):
     assert (tmp_path / "ev" / "infer" / "predictions.npy").is_file()
     with pytest.raises(UserInputError, match="no experiment here"):
         train(tmp_path, "missing", None, None, "--validate")
+
+
+def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one_reported(tmp_path, capsys):
+    train(tmp_path, "once", TINY, "trainer.max_updates=10,trainer.val_check_interval=5,trainer.num_ckpt_keep=3")
+    train(tmp_path, "cut", TINY, "trainer.max_updates=10,trainer.val_check_interval=5,trainer.num_ckpt_keep=3")
+    newest = tmp_path / "cut" / checkpoint_name(10)
+    newest.write_bytes(newest.read_bytes()[:1000])
+    capsys.readouterr()
+    assert train(tmp_path, "cut", None, None) == 0  # no manual delete needed
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"{checkpoint_name(10)} does not load (RuntimeError" in warnings[0]
+    assert warnings[0].endswith("resuming from the previous checkpoint")
+    # It redid steps 6-10 from step 5 and wrote step 10 again: the same weights as the uninterrupted run.
+    assert_identical(weights(checkpoint_of(tmp_path / "once")), weights(checkpoint_of(tmp_path / "cut")))

@@ -86,6 +86,7 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
 
 class TinyTask(BaseTask):
     optimizer_names = ("main",)
+    config_sections = ("tiny",)
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
