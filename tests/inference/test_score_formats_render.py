@@ -1,8 +1,8 @@
 """Singing every score format, the editable render (--dump / --score FILE.json) and the Hangul plot, with a tiny VISinger."""
 from __future__ import annotations
 
-import copy
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -16,7 +16,7 @@ from config.loader import config_section
 from inference.api import Singer
 from inference.render import render_score
 from preprocessor.audio import AudioSettings, extract_f0
-from tests.inference.conftest import TinyExperiment, read_pcm, run_cli
+from tests.inference.conftest import TinyExperiment, read_pcm, run_cli, tiny_generator
 from tests.preprocessor.test_score_formats import hand_ust, xml_note, xml_score
 from tests.score_files import (
     ds_segment,
@@ -34,7 +34,7 @@ def singer(tiny_experiment: TinyExperiment) -> Singer:
     return Singer.load(tiny_experiment.exp_dir, device="cpu")
 
 
-def pitched_singer(singer: Singer) -> Singer:
+def pitched_singer(singer: Singer, config: dict) -> Singer:
     """The tiny VISinger with its decoder set to play its harmonic source: the audio's pitch is the F0 it is given.
 
     An untrained decoder buzzes at its upsampling rates whatever F0 it gets, so nothing about pitch
@@ -43,7 +43,8 @@ def pitched_singer(singer: Singer) -> Singer:
     its full-rate input passes it on; the rest of the generator (score encoder, F0 predictor, prior,
     flow) and the whole render path are the real ones.
     """
-    generator = copy.deepcopy(singer.model)
+    generator = tiny_generator(config)  # a copy: the loaded model stays as it is for the other tests
+    generator.load_state_dict(singer.model.state_dict())
     decoder = generator.decoder
     with torch.no_grad():
         decoder.conv_pre.weight.zero_()
@@ -139,6 +140,9 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 @pytest.mark.parametrize("case", ["no lyrics", "unknown encoding", "overlapping notes", "non-Hangul lyric", "truncated file", "unknown extension", "DS phoneme durations"])
 def test_bad_score_exits_2_with_one_line_and_writes_nothing(tiny_experiment, tmp_path, monkeypatch, capsys, case):
+    # Importing the CLI applies its thread policy to os.environ (config/threads.py) and main() sets the
+    # oneDNN cache size: keep both out of the environment of later tests' subprocesses.
+    monkeypatch.setattr(os, "environ", os.environ.copy())
     from inference import visinger
 
     path, message = _bad_inputs(tmp_path)[case]
@@ -231,8 +235,8 @@ def _flat_f0(document: dict, hz: float) -> dict:
     return document
 
 
-def test_an_edited_f0_curve_moves_the_f0_measured_on_the_audio_by_the_edit(singer, tmp_path):
-    pitched = pitched_singer(singer)
+def test_an_edited_f0_curve_moves_the_f0_measured_on_the_audio_by_the_edit(singer, tiny_experiment, tmp_path):
+    pitched = pitched_singer(singer, tiny_experiment.config)
     render_score(pitched, write_ust_song(tmp_path / "s.ust"), tmp_path / "s.wav", dump=tmp_path / "s.json")
     document = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))
     results = {}
@@ -249,8 +253,8 @@ def test_an_edited_f0_curve_moves_the_f0_measured_on_the_audio_by_the_edit(singe
     assert np.median(cents(heard_up[both], heard_flat[both])) == pytest.approx(300, abs=10)  # and moves by the edit
 
 
-def test_a_ds_f0_curve_is_sung(singer, tmp_path):
-    pitched = pitched_singer(singer)
+def test_a_ds_f0_curve_is_sung(singer, tiny_experiment, tmp_path):
+    pitched = pitched_singer(singer, tiny_experiment.config)
     curve = [0.0] * 10 + [330.0] * 80 + [0.0] * 10  # 1 s at 10 ms
     path = write_ds(tmp_path / "f0.ds", [ds_segment(0.5, [("C4", 0.5, 0), ("D4", 0.5, 0)], "가 나", f0=(0.01, curve))])
     result = render_score(pitched, path, tmp_path / "f0.wav").synthesis
@@ -313,3 +317,25 @@ def test_plot_draws_hangul_with_the_packaged_font_the_measured_f0_and_the_in_tun
     import matplotlib.pyplot as plt
 
     plt.close(figure)
+
+
+def test_a_given_f0_is_cut_with_the_pieces_of_a_long_phrase(singer):
+    """A phrase longer than `max_piece_seconds` is rendered in pieces: a given F0 (a dump's, a DS
+    curve) must be cut with each piece's score, and sung over the whole phrase."""
+    from inference.sung_file import with_song_f0
+    from inference.synthesis import SingingSynthesizer, cut_pieces
+    from preprocessor.score import Note
+
+    a = singer.audio
+    notes = [Note(0.0, 2.0, 60, "가")]
+    renders = {}
+    for name, piece_seconds in (("pieces", 0.5), ("whole", 100.0)):
+        synth = SingingSynthesizer(singer.model, a.sample_rate, a.hop_size, max_piece_seconds=piece_seconds, piece_overlap_seconds=0.1, frontend=singer.frontend)
+        plan = synth.plan(notes)
+        plan = with_song_f0(plan, np.full(sum(plan.note_frames), 250.0, dtype=np.float32))
+        n_pieces = len(cut_pieces(plan.phrases[0].frames, synth.max_piece_frames, synth.piece_overlap_frames))
+        assert (n_pieces > 1) == (name == "pieces")
+        renders[name] = synth.render(plan)
+    for result in renders.values():
+        assert np.allclose(result.f0_hz, 250.0)
+    assert len(renders["pieces"].wav) == len(renders["whole"].wav) and np.abs(renders["pieces"].wav).max() > 0
