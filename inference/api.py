@@ -21,12 +21,13 @@ from torch import nn
 
 from config.errors import UserInputError
 from inference.devices import DEFAULT_DEVICE, resolve_device
-from inference.synthesis import SingingSynthesizer, SynthesisResult
+from inference.sung_file import sing_file
+from inference.synthesis import RenderPlan, SingingSynthesizer, SynthesisResult
 from model_io.description import ACOUSTIC, SINGER, VOCODER, ModelDescription
 from model_io.loader import combine_pair, load_saved
 from model_io.saved import SavedModels
 from preprocessor.audio import AudioSettings
-from preprocessor.scores.midi_reader import Score, pitch_range_warnings, read_score
+from preprocessor.scores.midi_reader import Score
 from preprocessor.text.korean import KoreanFrontend
 
 DEFAULT_NOISE_SCALE = 0.667  # the prior's sampling temperature (VITS's value; 0 = the prior mean)
@@ -35,12 +36,18 @@ DEFAULT_NOISE_SCALE = 0.667  # the prior's sampling temperature (VITS's value; 0
 @dataclass(frozen=True)
 class SungScore:
     """A rendered score: `wav` float32 mono `[S]` in [-1, 1] at `sample_rate`; `warnings` about the score
-    (notes outside the trained range, a reader's notes); `synthesis` holds the predicted F0 and frames."""
+    (notes outside the trained range, a reader's notes); `synthesis` holds the predicted F0 and frames;
+    `plan`: the render it was sung from (what `--dump` writes), with the settings it was rendered with
+    (`speaker`, `seed`, `noise_scale`: a render file brings its own)."""
 
     wav: np.ndarray
     sample_rate: int
     warnings: tuple[str, ...]
     synthesis: SynthesisResult
+    plan: RenderPlan
+    speaker: int
+    seed: int | None
+    noise_scale: float
 
 
 class Singer:
@@ -122,21 +129,18 @@ class Singer:
         monophonic: str = "strict",
         score: Score | None = None,
     ) -> SungScore:
-        """Sing the score at `score_path` (a MIDI file; `lyrics`: a Hangul text for a MIDI without lyric events),
-        transposed by `key_shift` semitones, as speaker `speaker`. The same inputs give the same audio
-        (`seed` fixes the prior's sample; the pair is deterministic). `score`: the score of `score_path`
-        already read (e.g. with edited lyrics), sung instead of reading the file."""
-        score_path = Path(score_path)
-        if score is None:
-            score = read_score(score_path, lyrics_path=Path(lyrics) if lyrics is not None else None, track=track, monophonic=monophonic)
-        warnings = list(score.warnings)
-        if self.pitch_range is not None:
-            low, high = self.pitch_range
-            # The model sings pitch + key_shift: compare the transposed score with the trained range.
-            suffix = f" (with --key_shift {key_shift:+d})" if key_shift else ""
-            warnings += [w + suffix for w in pitch_range_warnings(score, low - key_shift, high - key_shift)]
-        result = self.synthesizer(noise_scale).synthesize(score.notes, source=str(score_path), key_shift=key_shift, speaker_id=speaker, seed=seed)
-        return SungScore(result.wav, result.sample_rate, tuple(warnings), result)
+        """Sing the score at `score_path`: any format `preprocessor.scores` reads (.mid .musicxml .xml .mxl
+        .ust .ustx .ds; `lyrics`: a Hangul text for a MIDI without lyric events), or a render file written
+        by `--dump` (.json, sung as written: its own speaker, seed and noise scale), transposed by `key_shift`
+        semitones, as speaker `speaker`. The same inputs give the same audio (`seed` fixes the prior's
+        sample; the pair is deterministic). `score`: the score of `score_path` already read (e.g. with
+        edited lyrics), sung instead of reading the file."""
+        sung = sing_file(
+            self.synthesizer(noise_scale), Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
+            key_shift, speaker, noise_scale, seed, self.pitch_range, score,
+        )  # fmt: skip
+        result = sung.result
+        return SungScore(result.wav, result.sample_rate, sung.warnings, result, sung.plan, sung.speaker, sung.seed, sung.noise_scale)
 
     def pack(self, out_dir: Path | str) -> Path:
         """Write the model(s) as a self-contained pack folder (`model.pt` + `README.md` model card)."""

@@ -1,4 +1,4 @@
-"""Sing a MIDI file whose notes carry Korean lyrics with the two-stage baseline: FS2 singer + HiFi-GAN.
+"""Sing a score (any format of inference/visinger.py's --score) with Korean lyrics with the two-stage baseline: FS2 singer + HiFi-GAN.
 
     python inference/baseline.py --exp_name csd_fs2 --vocoder_exp csd_hifigan --midi song.mid --out song.wav [--plot]
     python inference/baseline.py --exp_name csd_fs2 --vocoder_exp csd_hifigan --midi scores/ --out wavs/
@@ -27,7 +27,7 @@ apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep 
 
 from config.errors import UserInputError, run_cli  # noqa: E402
 from inference.devices import check_device_name  # noqa: E402
-from inference.visinger import _jobs, add_model_arguments, add_score_arguments, sing_jobs  # noqa: E402
+from inference.visinger import _jobs, add_model_arguments, add_score_arguments, score_argument, sing_jobs  # noqa: E402
 from model_io.checkpoint_file import work_dir_for  # noqa: E402
 
 
@@ -64,9 +64,7 @@ def main() -> int:
 
     check_device_name(args.device)
     if not args.pack:
-        if args.midi is None:
-            raise UserInputError("no score: pass --midi FILE_OR_FOLDER")
-        jobs = _jobs(args.midi, args.out, args.lyrics)
+        jobs = _jobs(score_argument(args), args.out, args.lyrics, args.dump)
     acoustic, vocoder = _sources(args)
     singer = Singer.load(acoustic, vocoder=vocoder, device="cpu" if args.pack else args.device)
     if args.pack:

@@ -41,13 +41,15 @@ class AcousticVocoderPair(nn.Module):
         return self.vocoder
 
     @torch.no_grad()
-    def infer(self, score: ScoreInputs, speaker_id: torch.Tensor | None = None) -> PairOutput:
-        """Score -> mel (predicted F0 and energy) -> wav; the mel too, for whoever needs the intermediate."""
-        out = self.acoustic.infer(*score, speaker_id=speaker_id)
+    def infer(self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, f0: torch.Tensor | None = None) -> PairOutput:
+        """Score -> mel (predicted F0, or `f0 [B, T]` in Hz when given, and energy) -> wav; the mel too."""
+        out = self.acoustic.infer(*score, speaker_id=speaker_id, f0=f0)
         wav = self.vocoder(out.mel, out.frame_mask, f0=out.f0_hz)  # [B, 1, T * hop]; f0 excites a source-excited vocoder
         return PairOutput(wav, out.f0_hz, out.mel, out.frame_mask)
 
-    def sing(self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.0) -> SingingOutput:
+    def sing(
+        self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.0, f0: torch.Tensor | None = None
+    ) -> SingingOutput:
         """The contract's call; `noise_scale` has no effect (the pair samples nothing)."""
-        out = self.infer(score, speaker_id)
+        out = self.infer(score, speaker_id, f0)
         return SingingOutput(out.wav, out.f0_hz)

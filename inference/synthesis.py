@@ -33,7 +33,7 @@ from config.errors import UserInputError
 from modules.score_encoder import N_MIDI_PITCHES
 from modules.score_inputs import ScoreInputs, SingingModel
 from preprocessor.score import REST, Note, validate_notes
-from preprocessor.text.frame_rule import note_frame_counts, phoneme_score
+from preprocessor.text.frame_rule import PhonemeScore, note_frame_counts, phoneme_score
 from preprocessor.text.korean import KoreanFrontend, NotePhonemes
 
 
@@ -54,8 +54,9 @@ def limit_onednn_primitive_cache(capacity: int = 32) -> None:
 
 @dataclass(frozen=True)
 class SynthesisResult:
-    """wav: float32 [S] at `sample_rate`; f0_hz: predicted F0 per frame [T] (0 = unvoiced);
-    note_frames: frames of each score note (sum = T); timings: seconds per stage."""
+    """wav: float32 [S] at `sample_rate`; f0_hz: the F0 sung per frame [T] (0 = unvoiced; predicted,
+    or given by the render plan); note_frames: frames of each score note (sum = T); timings: seconds
+    per stage; phrase_f0_hz: the predicted F0 of each rendered phrase, trims included (for `--dump`)."""
 
     wav: np.ndarray
     sample_rate: int
@@ -65,6 +66,54 @@ class SynthesisResult:
     notes: tuple[Note, ...]
     phrases: int
     timings: dict[str, float] = field(default_factory=dict)
+    phrase_f0_hz: tuple[np.ndarray, ...] = ()
+
+
+@dataclass(frozen=True)
+class PhrasePlan:
+    """One phrase as the generator renders it.
+
+    notes/phonemes: the phrase's notes with the rest context added (`with_rest_context`) and what each sings.
+    score: the phoneme-level model inputs (ids, frames, note pitch, note frames, slur), lists of length P.
+    phone_note: the index into `notes` of each phoneme.
+    trim_start/trim_end: frames rendered for context and dropped at each end; tail_frames: frames
+        after the body that are cross-faded with the next phrase's start.
+    f0_hz: the F0 to sing per rendered frame (NaN = predict), or None to sing the predicted F0.
+    """
+
+    notes: tuple[Note, ...]
+    phonemes: tuple[NotePhonemes, ...]
+    score: PhonemeScore
+    phone_note: tuple[int, ...]
+    trim_start: int
+    trim_end: int
+    tail_frames: int
+    f0_hz: tuple[float, ...] | None = None
+
+    @property
+    def frames(self) -> int:
+        return int(sum(self.score.phone_frames))
+
+    @property
+    def body_frames(self) -> int:
+        """Frames this phrase adds to the song (its tail overlaps the next phrase)."""
+        return self.frames - self.trim_start - self.trim_end - self.tail_frames
+
+    @property
+    def note_frame_counts(self) -> list[int]:
+        counts = [0] * len(self.notes)
+        for note, frames in zip(self.phone_note, self.score.phone_frames):
+            counts[note] += frames
+        return counts
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """The phrases of a song; `notes`/`note_frames`: the song's notes and frames (empty when read from a dump)."""
+
+    phrases: tuple[PhrasePlan, ...]
+    notes: tuple[Note, ...] = ()
+    note_frames: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,11 +271,8 @@ class SingingSynthesizer:
         self.piece_overlap_frames = overlap
         self.max_piece_frames = max(2 * overlap + 2, round(max_piece_seconds * frames_per_second))  # cross-fades never meet
 
-    def _phrase_tensors(
-        self, phonemized: Sequence[NotePhonemes], notes: Sequence[Note], note_frames: Sequence[int]
-    ) -> ScoreInputs:
+    def _phrase_tensors(self, score: PhonemeScore) -> ScoreInputs:
         """`[1, P]` score tensors of one phrase."""
-        score = phoneme_score(notes, phonemized, note_frames)
 
         def row(values, dtype):
             return torch.tensor([values], dtype=dtype, device=self.device)
@@ -240,14 +286,10 @@ class SingingSynthesizer:
             phone_lengths=row(len(score.phone_ids), torch.long).view(1),
         )
 
-    @torch.no_grad()
-    def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: int = 0, seed: int | None = 0) -> SynthesisResult:
-        """Render `notes` (contiguous from time 0, rests as `SP`) to a waveform."""
-        timings = {"frontend": 0.0, "acoustic": 0.0, "decoder": 0.0}
-        started = time.perf_counter()
+    def plan(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0) -> RenderPlan:
+        """The phrases `synthesize` renders `notes` as (contiguous from time 0, rests as `SP`): the editable render."""
         if not notes:
             raise UserInputError(f"{source}: the score has no notes; write the melody as notes (one per syllable)")
-        self._check_speaker(speaker_id)
         validate_notes(notes, source)
         notes = tuple(n if n.is_rest or key_shift == 0 else Note(n.start, n.end, n.pitch + key_shift, n.lyric) for n in notes)
         _check_pitches(notes, key_shift, source)
@@ -256,36 +298,70 @@ class SingingSynthesizer:
         total_frames = max(1, math.floor(notes[-1].end * (self.sample_rate / self.hop_size) + 0.5))
         note_frames = note_frame_counts([n.end for n in notes], self.sample_rate, self.hop_size, total_frames)
         phonemized = self.frontend.phonemize(list(notes), source=source)
-        timings["frontend"] = time.perf_counter() - started
-        generator = self.generator
-        hop = self.hop_size
-        wav = np.zeros(total_frames * hop, dtype=np.float32)
-        f0 = np.zeros(total_frames, dtype=np.float32)
-        fade = self.crossfade_frames * hop
-        speaker = torch.tensor([speaker_id], device=self.device)
-        if seed is not None:
-            torch.manual_seed(seed)
         phrases = cut_phrases(notes, note_frames, self.min_rest_frames)
+        planned = []
         for number, phrase in enumerate(phrases):
             frames = list(note_frames[phrase.first_note : phrase.last_note])
             # The phrase's share of the rests it was cut inside, plus the cross-fade tail.
             first_boundary = sum(note_frames[: phrase.first_note])
             frames[0] -= phrase.first_frame - first_boundary
             frames[-1] -= first_boundary + sum(note_frames[phrase.first_note : phrase.last_note]) - phrase.last_frame
-            is_last = number == len(phrases) - 1
-            tail = 0 if is_last else self.crossfade_frames
+            tail = 0 if number == len(phrases) - 1 else self.crossfade_frames
             frames[-1] += tail
-            context = self.context_frames
             phrase_notes, phrase_phones, frames = with_rest_context(
-                notes[phrase.first_note : phrase.last_note], phonemized[phrase.first_note : phrase.last_note], frames, context
+                notes[phrase.first_note : phrase.last_note], phonemized[phrase.first_note : phrase.last_note], frames, self.context_frames
             )
-            inputs = self._phrase_tensors(phrase_phones, phrase_notes, frames)
+            score = phoneme_score(phrase_notes, phrase_phones, frames)
+            phone_note = [index for index, phones in enumerate(phrase_phones) for _ in phones.phonemes]
+            planned.append(PhrasePlan(tuple(phrase_notes), tuple(phrase_phones), score, tuple(phone_note), self.context_frames, self.context_frames, tail))
+        return RenderPlan(tuple(planned), notes, tuple(note_frames))
+
+    @torch.no_grad()
+    def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: int = 0, seed: int | None = 0) -> SynthesisResult:
+        """Render `notes` (contiguous from time 0, rests as `SP`) to a waveform."""
+        started = time.perf_counter()
+        self._check_speaker(speaker_id)
+        plan = self.plan(notes, source, key_shift)
+        frontend_seconds = time.perf_counter() - started
+        result = self.render(plan, speaker_id=speaker_id, seed=seed)
+        result.timings["frontend"] = frontend_seconds
+        return result
+
+    @torch.no_grad()
+    def render(self, plan: RenderPlan, speaker_id: int = 0, seed: int | None = 0, noise_scale: float | None = None) -> SynthesisResult:
+        """Render a `RenderPlan` (from `plan`, or read back from a dump and edited).
+
+        Phrase k starts where phrase k-1's body ends (its frames less both trims and its cross-fade
+        tail), so a phrase made longer or shorter moves everything after it. A phrase's `f0_hz` (NaN
+        = the model's prediction) replaces the predicted F0; None everywhere = predicted.
+        `noise_scale`: this render's prior temperature (default: the synthesizer's).
+        """
+        noise_scale = self.noise_scale if noise_scale is None else noise_scale
+        self._check_speaker(speaker_id)
+        timings = {"frontend": 0.0, "acoustic": 0.0, "decoder": 0.0}
+        hop = self.hop_size
+        bodies = [p.body_frames for p in plan.phrases]
+        total_frames = sum(bodies)
+        wav = np.zeros(total_frames * hop, dtype=np.float32)
+        f0 = np.zeros(total_frames, dtype=np.float32)
+        fade = self.crossfade_frames * hop
+        speaker = torch.tensor([speaker_id], device=self.device)
+        if seed is not None:
+            torch.manual_seed(seed)
+        predicted_f0 = []
+        first_frame = 0
+        for number, phrase in enumerate(plan.phrases):
+            inputs = self._phrase_tensors(phrase.score)
+            override = self._f0_override(phrase, inputs, speaker, noise_scale)
             t0 = time.perf_counter()
-            out = self._render_phrase(generator, inputs, speaker, timings)
+            out = self._render_phrase(self.generator, inputs, speaker, timings, override, noise_scale)
             timings["acoustic"] += time.perf_counter() - t0 - timings.pop("_decoder_last", 0.0)
-            audio = out["wav"][context * hop : len(out["wav"]) - context * hop]
-            out["f0"] = out["f0"][context : len(out["f0"]) - context]
-            start = phrase.first_frame * hop
+            predicted_f0.append(out["f0"])
+            sung_f0 = out["f0"] if override is None else override[0].cpu().numpy()
+            audio = out["wav"][phrase.trim_start * hop : len(out["wav"]) - phrase.trim_end * hop]
+            phrase_f0 = sung_f0[phrase.trim_start : len(sung_f0) - phrase.trim_end]
+            start = first_frame * hop
+            tail = phrase.tail_frames
             body = len(audio) - tail * hop
             if number > 0 and fade:
                 ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
@@ -295,8 +371,24 @@ class SingingSynthesizer:
                 wav[start : start + body] = audio[:body]
             if tail:
                 wav[start + body : start + body + tail * hop] = audio[body:]  # faded out by the next phrase
-            f0[phrase.first_frame : phrase.last_frame] = out["f0"][: phrase.last_frame - phrase.first_frame]
-        return SynthesisResult(wav, self.sample_rate, hop, f0, list(note_frames), notes, len(phrases), timings)
+            f0[first_frame : first_frame + bodies[number]] = phrase_f0[: bodies[number]]
+            first_frame += bodies[number]
+        note_frames = list(plan.note_frames) if plan.note_frames else [f for p in plan.phrases for f in p.note_frame_counts]
+        return SynthesisResult(wav, self.sample_rate, hop, f0, note_frames, plan.notes, len(plan.phrases), timings, tuple(predicted_f0))
+
+    def _f0_override(self, phrase: PhrasePlan, inputs: ScoreInputs, speaker: torch.Tensor, noise_scale: float) -> torch.Tensor | None:
+        """The phrase's given F0 as `[1, T]`, its NaN frames filled with the model's prediction."""
+        if phrase.f0_hz is None:
+            return None
+        given = np.asarray(phrase.f0_hz, dtype=np.float32)
+        missing = np.isnan(given)
+        if missing.any():
+            # One extra pass for the prediction, with the random state put back so that the render
+            # itself draws the same noise as without the override.
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                predicted = self._render_phrase(self.generator, inputs, speaker, {"decoder": 0.0}, None, noise_scale)["f0"]
+            given = np.where(missing, predicted, given)
+        return torch.from_numpy(given)[None].to(self.device)
 
     def _check_speaker(self, speaker_id: int) -> None:
         """A bad id would index past the speaker table (or be silently ignored by a one-speaker model)."""
@@ -306,19 +398,32 @@ class SingingSynthesizer:
                 f"--speaker {speaker_id}: this model has {n_speakers} speaker(s); pass --speaker between 0 and {n_speakers - 1}"
             )
 
-    def _render_phrase(self, generator: SingingModel, inputs: ScoreInputs, speaker: torch.Tensor, timings: dict[str, float]) -> dict[str, np.ndarray]:
-        """One phrase: in one go when it fits in `max_piece_frames`, else piece by piece, cross-faded."""
+    def _render_phrase(
+        self,
+        generator: SingingModel,
+        inputs: ScoreInputs,
+        speaker: torch.Tensor,
+        timings: dict[str, float],
+        f0: torch.Tensor | None = None,
+        noise_scale: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One phrase: in one go when it fits in `max_piece_frames`, else piece by piece, cross-faded.
+
+        `f0` `[1, T]` (Hz): the phrase's given F0 (a dump's or a DS score's curve), cut with each piece.
+        """
         total = int(inputs.phone_frames.sum())
         pieces = cut_pieces(total, self.max_piece_frames, self.piece_overlap_frames)
         if len(pieces) == 1:
-            return self._render(generator, inputs, speaker, timings)
+            return self._render(generator, inputs, speaker, timings, f0, noise_scale)
         hop, half = self.hop_size, self.piece_overlap_frames // 2
         wav = np.zeros(total * hop, dtype=np.float32)
-        f0 = np.zeros(total, dtype=np.float32)
+        f0_sung = np.zeros(total, dtype=np.float32)
         fade = np.linspace(0.0, 1.0, 2 * half * hop, endpoint=False, dtype=np.float32)
         decoder_seconds = 0.0
         for number, piece in enumerate(pieces):
-            out = self._render(generator, slice_phone_inputs(inputs, piece.window_start, piece.window_end), speaker, timings)
+            piece_f0 = None if f0 is None else f0[:, piece.window_start : piece.window_end]
+            piece_inputs = slice_phone_inputs(inputs, piece.window_start, piece.window_end)
+            out = self._render(generator, piece_inputs, speaker, timings, piece_f0, noise_scale)
             decoder_seconds += timings.pop("_decoder_last", 0.0)
             first, last = number == 0, number == len(pieces) - 1
             start = piece.core_start if first else piece.core_start - half  # frames of the phrase this piece writes
@@ -329,18 +434,26 @@ class SingingSynthesizer:
             if not last:
                 audio[len(audio) - len(fade) :] *= fade[::-1]
             wav[start * hop : end * hop] += audio  # the two ramps over a cross-fade add up to one
-            f0[piece.core_start : piece.core_end] = out["f0"][piece.core_start - piece.window_start : piece.core_end - piece.window_start]
+            f0_sung[piece.core_start : piece.core_end] = out["f0"][piece.core_start - piece.window_start : piece.core_end - piece.window_start]
         timings["_decoder_last"] = decoder_seconds
-        return {"wav": wav, "f0": f0}
+        return {"wav": wav, "f0": f0_sung}
 
-    def _render(self, generator: SingingModel, inputs: ScoreInputs, speaker: torch.Tensor, timings: dict[str, float]) -> dict[str, np.ndarray]:
-        """One phrase through the model; forward hooks time its waveform stage apart from the rest."""
+    def _render(
+        self,
+        generator: SingingModel,
+        inputs: ScoreInputs,
+        speaker: torch.Tensor,
+        timings: dict[str, float],
+        f0: torch.Tensor | None = None,
+        noise_scale: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One phrase (or piece) through the model; forward hooks time its waveform stage apart from the rest."""
         marks: list[float] = []
         stage = generator.waveform_stage
         before = stage.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
         after = stage.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
         try:
-            out = generator.sing(inputs, speaker, self.noise_scale)
+            out = generator.sing(inputs, speaker, self.noise_scale if noise_scale is None else noise_scale, f0=f0)
         finally:
             before.remove()
             after.remove()

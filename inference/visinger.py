@@ -1,9 +1,14 @@
-"""Sing a MIDI file whose notes carry Korean lyrics with a trained VISinger.
+"""Sing a score with Korean lyrics with a trained VISinger.
 
-    python inference/visinger.py --exp_name csd_visinger --midi song.mid --out song.wav [--plot]
-    python inference/visinger.py --exp_name csd_visinger --midi scores/ --out wavs/          # a folder, one model load
+    python inference/visinger.py --exp_name csd_visinger --score song.musicxml --out song.wav [--plot]
+    python inference/visinger.py --exp_name csd_visinger --score scores/ --out wavs/         # a folder (mixed formats), one model load
     python inference/visinger.py --ckpt PATH --midi song.mid --lyrics song.txt --out song.wav  # MIDI without lyrics
+    python inference/visinger.py --exp_name csd_visinger --score song.ust --out song.wav --dump song.json  # editable render
+    python inference/visinger.py --exp_name csd_visinger --score song.json --out edited.wav  # sing an (edited) dump
     python inference/visinger.py --pack csd_visinger --out packed/csd_visinger                 # self-contained folder
+
+Scores: MIDI (.mid), MusicXML (.musicxml/.xml/.mxl), UST (.ust), USTX (.ustx), DiffSinger (.ds),
+chosen by the extension; `--midi` is the same option under its old name.
 
 `--ckpt` takes a checkpoint file or a packed folder. Exit code 2 with one line on a bad input;
 no partial wav is ever left behind (written to a temporary name, then renamed).
@@ -34,10 +39,13 @@ def add_score_arguments(parser: argparse.ArgumentParser, stochastic: bool) -> No
     """The flags every singing CLI shares (where models live, the score, the output, the device); with
     `stochastic`, also the prior's temperature and seed (a deterministic model takes neither)."""
     parser.add_argument("--work_dir_root", type=Path, default=None, help=f"where experiments live (default: ${ROOT_ENV}, else ./checkpoints)")
-    parser.add_argument("--midi", type=Path, help="a .mid file or a folder of them")
-    parser.add_argument("--out", type=Path, required=True, help="output .wav (or folder, for a folder of MIDIs / --pack)")
+    score = parser.add_mutually_exclusive_group()
+    score.add_argument("--score", type=Path, help="a score (.mid .musicxml .xml .mxl .ust .ustx .ds, or a --dump .json) or a folder of them")
+    score.add_argument("--midi", type=Path, help="the same as --score (its old name)")
+    parser.add_argument("--out", type=Path, required=True, help="output .wav (or folder, for a folder of scores / --pack)")
+    parser.add_argument("--dump", type=Path, help="also write the editable render (.json; a folder for a folder of scores): sing it back with --score FILE.json")
     parser.add_argument("--lyrics", type=Path, help="Hangul lyrics for a MIDI without lyric events (one syllable per note, lines = phrases); a folder matches by file stem")
-    parser.add_argument("--track", type=int, help="index of the melody track (default: the track that carries the lyrics)")
+    parser.add_argument("--track", type=int, help="melody track: MIDI track index, MusicXML part (0-based), USTX track_no (default: the one with the lyrics)")
     parser.add_argument("--monophonic", choices=("strict", "top"), default="strict", help="overlapping notes: an error (strict) or keep the top voice")
     parser.add_argument("--key_shift", type=int, default=0, help="transpose by this many semitones")
     parser.add_argument("--speaker", type=int, default=0, help="speaker id of a multi-speaker model")
@@ -63,24 +71,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _jobs(midi: Path, out: Path, lyrics: Path | None) -> list[tuple[Path, Path, Path | None]]:
-    """(midi, wav, lyrics) per score to render."""
-    if midi.is_dir():
-        midis = sorted(p for p in midi.iterdir() if p.suffix.lower() in (".mid", ".midi"))
-        if not midis:
-            raise UserInputError(f"{midi}: no .mid files in this folder")
+def _jobs(score: Path, out: Path, lyrics: Path | None, dump: Path | None = None) -> list[tuple[Path, Path, Path | None, Path | None]]:
+    """(score, wav, lyrics, dump) per score to render."""
+    from inference.render_dump import is_render_dump
+    from preprocessor.scores.dispatch import SCORE_SUFFIXES, is_score_file
+
+    if score.is_dir():
+        scores = sorted(p for p in score.iterdir() if p.is_file() and is_score_file(p))
+        if not scores:
+            raise UserInputError(f"{score}: no score files in this folder (looked for {', '.join(SCORE_SUFFIXES)})")
+        stems = [p.stem for p in scores]
+        twins = sorted({stem for stem in stems if stems.count(stem) > 1})
+        if twins:
+            raise UserInputError(f"{score}: several scores are named {twins[0]!r} (different formats); rename them, each gives {twins[0]}.wav")
         if out.suffix.lower() == ".wav":
-            raise UserInputError(f"{out}: --midi is a folder, so --out must be a folder too")
+            raise UserInputError(f"{out}: --score is a folder, so --out must be a folder too")
         if lyrics is not None and not lyrics.is_dir():
-            raise UserInputError(f"{lyrics}: with a folder of MIDIs, --lyrics must be a folder of <stem>.txt files")
-        return [(m, out / f"{m.stem}.wav", (lyrics / f"{m.stem}.txt") if lyrics else None) for m in midis]
-    if not midi.is_file():
-        raise UserInputError(f"{midi}: MIDI file not found")
+            raise UserInputError(f"{lyrics}: with a folder of scores, --lyrics must be a folder of <stem>.txt files")
+        if dump is not None and dump.suffix.lower() == ".json":
+            raise UserInputError(f"{dump}: --score is a folder, so --dump must be a folder too (one <stem>.json each)")
+        return [
+            (s, out / f"{s.stem}.wav", (lyrics / f"{s.stem}.txt") if lyrics and s.suffix.lower() in (".mid", ".midi") else None, dump / f"{s.stem}.json" if dump else None)
+            for s in scores
+        ]
+    if not score.is_file():
+        raise UserInputError(f"{score}: score file not found")
+    if not is_score_file(score) and not is_render_dump(score):
+        from preprocessor.scores.dispatch import read_any_score
+
+        read_any_score(score)  # the one message for an unknown extension
     if out.suffix.lower() != ".wav":
-        out = out / f"{midi.stem}.wav"
-    if lyrics is not None and lyrics.is_dir():  # as for a folder of MIDIs: <stem>.txt inside it
-        lyrics = lyrics / f"{midi.stem}.txt"
-    return [(midi, out, lyrics)]
+        out = out / f"{score.stem}.wav"
+    if lyrics is not None and lyrics.is_dir():  # as for a folder of scores: <stem>.txt inside it
+        lyrics = lyrics / f"{score.stem}.txt"
+    if dump is not None and dump.suffix.lower() != ".json":
+        dump = dump / f"{score.stem}.json"
+    if dump is not None and is_render_dump(score) and dump.resolve() == score.resolve():
+        raise UserInputError(f"{dump}: --dump would overwrite the render file being sung; give another name")
+    return [(score, out, lyrics, dump)]
+
+
+def score_argument(args: argparse.Namespace) -> Path:
+    """`--score` (or its old name `--midi`), required when singing."""
+    score = args.score if args.score is not None else args.midi
+    if score is None:
+        raise UserInputError("no score: pass --score FILE_OR_FOLDER (.mid .musicxml .mxl .ust .ustx .ds, or a --dump .json)")
+    return score
 
 
 def main() -> int:
@@ -99,26 +135,24 @@ def main() -> int:
         return 0
     if args.exp_name is None and args.ckpt is None:
         raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH")
-    if args.midi is None:
-        raise UserInputError("no score: pass --midi FILE_OR_FOLDER")
-    jobs = _jobs(args.midi, args.out, args.lyrics)
+    jobs = _jobs(score_argument(args), args.out, args.lyrics, args.dump)
     singer = Singer.load(work_dir_for(args.exp_name, args.work_dir_root) if args.exp_name else args.ckpt, device=args.device)
     sing_jobs(singer, jobs, args)
     return 0
 
 
-def sing_jobs(singer, jobs: list[tuple[Path, Path, Path | None]], args: argparse.Namespace) -> None:
-    """Render every (midi, wav, lyrics) job with one loaded model (shared by the baseline CLI)."""
+def sing_jobs(singer, jobs: list[tuple[Path, Path, Path | None, Path | None]], args: argparse.Namespace) -> None:
+    """Render every (score, wav, lyrics, dump) job with one loaded model (shared by the baseline CLI)."""
     from tqdm import tqdm
 
     from inference.render import render_score
 
-    for midi, wav_path, lyrics in tqdm(jobs, desc="sing", unit="song", disable=len(jobs) < 2):
+    for midi, wav_path, lyrics, dump in tqdm(jobs, desc="sing", unit="song", disable=len(jobs) < 2):
         started = time.perf_counter()
         sung = render_score(
             singer, midi, wav_path, lyrics=lyrics, track=args.track, monophonic=args.monophonic, key_shift=args.key_shift,
             speaker=args.speaker, noise_scale=getattr(args, "noise_scale", DEFAULT_NOISE_SCALE), plot=args.plot,
-            seed=getattr(args, "seed", 0),
+            seed=getattr(args, "seed", 0), dump=dump,
         )  # fmt: skip
         for warning in sung.warnings:
             logger.warning("%s", warning)
@@ -127,6 +161,8 @@ def sing_jobs(singer, jobs: list[tuple[Path, Path, Path | None]], args: argparse
         print(f"{wav_path}  ({seconds:.2f} s of audio, {sung.synthesis.phrases} phrases, {elapsed:.2f} s, real-time factor {elapsed / max(seconds, 1e-9):.3f})")
         if args.plot:
             print(f"{wav_path.with_suffix('.png')}")
+        if dump is not None:
+            print(f"{dump}")
 
 
 if __name__ == "__main__":

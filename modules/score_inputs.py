@@ -52,6 +52,7 @@ class SingingModel(Protocol):
     waveform_stage: the submodule that makes the waveform (timed apart from the rest by the synthesizer).
     noise_scale: the sampling temperature of a stochastic singer (VISinger's prior; 0 = its mean); a
         deterministic singer documents that it has none and ignores the value.
+    f0: `[B, T]` F0 in Hz sung instead of the model's prediction (an edited render, a score's curve); None = predicted.
     """
 
     @property
@@ -60,4 +61,6 @@ class SingingModel(Protocol):
     @property
     def waveform_stage(self) -> nn.Module: ...
 
-    def sing(self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.667) -> SingingOutput: ...
+    def sing(
+        self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.667, f0: torch.Tensor | None = None
+    ) -> SingingOutput: ...

@@ -363,10 +363,13 @@ class VISingerGenerator(nn.Module):
         return self.decoder
 
     @torch.no_grad()
-    def sing(self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.667) -> SingingOutput:
-        """`infer` from a `ScoreInputs`: the waveform `[B, 1, T * hop]` and the predicted F0 `[B, T]`."""
-        out = self.infer(*score, speaker_id=speaker_id, noise_scale=noise_scale)
-        return SingingOutput(out.wav, out.f0_pred)
+    def sing(
+        self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.667, f0: torch.Tensor | None = None
+    ) -> SingingOutput:
+        """`infer` from a `ScoreInputs`: the waveform `[B, 1, T * hop]` and the F0 sung `[B, T]` (`f0` when given, else predicted)."""
+        out = self.infer(*score, speaker_id=speaker_id, noise_scale=noise_scale, f0=f0)
+        sung = out.f0_pred if f0 is None else f0 * out.frame_mask.squeeze(1)
+        return SingingOutput(out.wav, sung)
 
     @torch.no_grad()
     def infer(

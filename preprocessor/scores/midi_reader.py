@@ -97,8 +97,8 @@ class Score:
     locations: ``"bar:beat"`` (1-based) of each note's start, parallel to `notes`, for messages.
     phrase_starts: indices into `notes` of the first note of each phrase (lyric-file lines or karaoke
         line marks); empty when the source marks no phrases.
-    source: the MIDI file; lyrics_source: the lyrics text file, if one was given.
-    melody_track: index of the MIDI track the notes came from.
+    source: the score file; lyrics_source: the lyrics text file, if one was given (MIDI only).
+    melody_track: the MIDI track, MusicXML part or USTX track the notes came from (0 for one-track formats).
     clipped_overlaps: how many legato overlaps were clipped.
     warnings: one line each, for the user (ignored tracks, dropped notes, clipped overlaps ...).
     f0_curves, phonemes: what a DS file gives besides notes (empty for the other formats).

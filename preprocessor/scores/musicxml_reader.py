@@ -22,7 +22,6 @@ Rules:
 """
 from __future__ import annotations
 
-import bisect
 import io
 import zipfile
 from pathlib import Path
@@ -30,7 +29,7 @@ from xml.etree import ElementTree
 
 from config.errors import UserInputError
 from preprocessor.scores.assemble import CONTINUATION, TimedNote, build_score
-from preprocessor.scores.midi_reader import Score
+from preprocessor.scores.midi_reader import Score, Timeline
 
 CONTAINER = "META-INF/container.xml"
 DEFAULT_QUARTER_BPM = 120.0
@@ -102,26 +101,13 @@ def _xml_text(path: Path, data: bytes) -> str:
         raise UserInputError(f"{path}: byte {error.start} is not {encoding.upper()}; export the MusicXML again (UTF-8)") from None
 
 
-class _Tempo:
-    """Quarter-note offsets to seconds through music21's metronome-mark boundaries."""
-
-    def __init__(self, boundaries: list[tuple[float, float, object]]):
-        self._starts, self._seconds, self._per_quarter = [0.0], [0.0], [60.0 / DEFAULT_QUARTER_BPM]
-        for start, _, mark in boundaries:
-            start = float(start)
-            bpm = mark.getQuarterBPM() if mark is not None else None
-            seconds_per_quarter = 60.0 / bpm if bpm and bpm > 0 else 60.0 / DEFAULT_QUARTER_BPM
-            at = self.seconds(start)
-            if start == self._starts[-1]:
-                self._per_quarter[-1] = seconds_per_quarter
-            else:
-                self._starts.append(start)
-                self._seconds.append(at)
-                self._per_quarter.append(seconds_per_quarter)
-
-    def seconds(self, quarters: float) -> float:
-        index = bisect.bisect_right(self._starts, quarters) - 1
-        return self._seconds[index] + (quarters - self._starts[index]) * self._per_quarter[index]
+def _tempo_map(boundaries: list[tuple[float, float, object]]) -> Timeline:
+    """Quarter-note offsets to seconds (the MIDI reader's tempo map, at one "tick" per quarter note)."""
+    tempos = []
+    for start, _, mark in boundaries:
+        bpm = mark.getQuarterBPM() if mark is not None else None
+        tempos.append((float(start), 60e6 / (bpm if bpm and bpm > 0 else DEFAULT_QUARTER_BPM)))
+    return Timeline(1, tempos, [])
 
 
 def _lyric(element) -> str:
@@ -191,7 +177,7 @@ def read_musicxml_score(path: Path, track: int | None = None, monophonic: str = 
     if ignored:
         warnings.append(f"{path}: {label}: sang voice {sung_voice}; ignored voice(s) {', '.join(ignored)}")
 
-    tempo = _Tempo(score.metronomeMarkBoundaries())
+    tempo = _tempo_map(score.metronomeMarkBoundaries())
     notes: list[TimedNote] = []
     tied_from: TimedNote | None = None
     extending = False

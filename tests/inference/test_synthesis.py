@@ -247,7 +247,7 @@ def test_a_long_note_renders_in_pieces_each_the_generator_on_its_window(tiny_exp
     from preprocessor.text.frame_rule import phoneme_score
 
     score = phoneme_score(notes, phonemized, frames)
-    inputs = synthesizer._phrase_tensors(phonemized, notes, frames)
+    inputs = synthesizer._phrase_tensors(score)
     assert inputs.phone_frames.tolist() == [score.phone_frames]
     phrase_frames = total + 2 * context
     pieces = cut_pieces(phrase_frames, synthesizer.max_piece_frames, synthesizer.piece_overlap_frames)

@@ -281,6 +281,73 @@ def test_ustx_tracks_and_overlap(tmp_path):
         read_any_score(write_ustx_song(tmp_path / "overlap.ustx", project=project))
 
 
+OPENUTAU_05_PROJECT = """name: 손으로
+comment: ''
+output_dir: Vocal
+cache_dir: UCache
+ustx_version: 0.5
+bpm: 90
+beat_per_bar: 4
+beat_unit: 4
+resolution: 480
+expressions:
+  vel:
+    name: velocity
+    abbr: vel
+    type: Numerical
+    min: 0
+    max: 200
+    default_value: 100
+tracks:
+- singer: ''
+  phonemizer: OpenUtau.Core.DefaultPhonemizer
+  renderer: CLASSIC
+  mute: false
+  solo: false
+  volume: 0
+voice_parts:
+- name: New Part
+  comment: ''
+  track_no: 0
+  position: 1920
+  notes:
+  - position: 0
+    duration: 480
+    tone: 62
+    lyric: 봄
+    pitch:
+      data:
+      - {x: -25, y: 0, shape: io}
+      - {x: 25, y: 0, shape: io}
+      snap_first: true
+    vibrato: {length: 0, period: 175, depth: 25, in: 10, out: 10, shift: 0, drift: 0}
+    note_expressions: []
+    phoneme_expressions: []
+    phoneme_overrides: []
+  - position: 480
+    duration: 960
+    tone: 64
+    lyric: +~
+    pitch: {data: [], snap_first: true}
+  - position: 1920
+    duration: 480
+    tone: 60
+    lyric: 비
+wave_parts: []
+"""
+
+
+def test_ustx_written_by_hand_as_openutau_0_5_saves_it(tmp_path):
+    # No `tempos` list yet (a single `bpm`), a part that starts in bar 2, a vowel extension "+~".
+    path = tmp_path / "old.ustx"
+    path.write_text(OPENUTAU_05_PROJECT, encoding="utf-8")
+    beat = 60 / 90
+    assert_same_notes(
+        as_tuples(read_any_score(path)),
+        [(0, 4 * beat, 0, "SP"), (4 * beat, 5 * beat, 62, "봄"), (5 * beat, 7 * beat, 64, "-"), (7 * beat, 8 * beat, 0, "SP"), (8 * beat, 9 * beat, 60, "비")],
+    )
+
+
 def test_ustx_truncated_and_not_a_project(tmp_path):
     path = write_ustx_song(tmp_path / "s.ustx")
     text = path.read_text(encoding="utf-8")
