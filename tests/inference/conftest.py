@@ -140,7 +140,7 @@ def one_torch_thread():
 def cli_env() -> dict[str, str]:
     """The caller's environment without PYTHONPATH (the script must find the repo itself), one thread."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env["OMP_NUM_THREADS"] = "1"
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = "1"
     return env
 
 

@@ -64,9 +64,18 @@ def tiny_pair(tiny_experiment: TinyExperiment, tmp_path_factory) -> TinyPair:
 
 @pytest.fixture(scope="module")
 def renders(tiny_experiment: TinyExperiment, tiny_pair: TinyPair) -> dict[str, str]:
-    """sanchaek.mid sung from the runner checkpoints (the reference every other route must match exactly)."""
-    visinger = Singer.load(tiny_experiment.exp_dir, device="cpu").sing(SANCHAEK)
-    pair = Singer.load(tiny_pair.fs2_dir, vocoder=tiny_pair.hifigan_dir, device="cpu").sing(SANCHAEK)
+    """sanchaek.mid sung from the runner checkpoints (the reference every other route must match exactly).
+
+    Rendered on one thread, as the subprocesses (`cli_env`) are: a float reduction split over another
+    number of threads can round differently, and earlier tests may have changed this process's count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        visinger = Singer.load(tiny_experiment.exp_dir, device="cpu").sing(SANCHAEK)
+        pair = Singer.load(tiny_pair.fs2_dir, vocoder=tiny_pair.hifigan_dir, device="cpu").sing(SANCHAEK)
+    finally:
+        torch.set_num_threads(threads)
     return {"visinger": wav_digest(visinger.wav), "pair": wav_digest(pair.wav)}
 
 
