@@ -5,6 +5,9 @@
     out = singer.sing("song.mid", key_shift=2)                 # out.wav: float32 mono [S], out.sample_rate
     pair = Singer.load("checkpoints/csd_fs2", vocoder="checkpoints/csd_hifigan")   # the two-stage baseline
     singer.pack("packed/csd_visinger")                         # a self-contained folder (model.pt + README.md)
+    onnx = Singer.load("packed/csd_onnx", backend="onnx")     # a pack with inference/export_onnx.py's graphs, run by onnxruntime
+    for chunk in singer.stream("song.mid"):                    # AudioChunk(start, wav, phrase) as it is sung
+        ...
 
 What sings is decided from the file (its model description, `model_io.description`): a model with
 the role "singer" sings alone (VISinger); an "acoustic" model needs a "vocoder" (a pair pack holds
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,8 +25,9 @@ from torch import nn
 
 from config.errors import UserInputError
 from inference.devices import DEFAULT_DEVICE, resolve_device
-from inference.sung_file import sing_file
-from inference.synthesis import RenderPlan, SingingSynthesizer, SynthesisResult
+from inference.backends import PhraseRenderer
+from inference.sung_file import PlannedFile, plan_file, sing_file
+from inference.synthesis import DEFAULT_CHUNK_FRAMES, AudioChunk, RenderPlan, SingingSynthesizer, SongRender, SynthesisResult
 from model_io.description import ACOUSTIC, SINGER, VOCODER, ModelDescription
 from model_io.loader import combine_pair, load_saved
 from model_io.saved import SavedModels
@@ -31,6 +36,7 @@ from preprocessor.scores.midi_reader import Score
 from preprocessor.text.korean import KoreanFrontend
 
 DEFAULT_NOISE_SCALE = 0.667  # the prior's sampling temperature (VITS's value; 0 = the prior mean)
+BACKENDS = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,11 @@ class SungScore:
 class Singer:
     """A trained model that sings scores. Build it with `Singer.load`."""
 
-    def __init__(self, model: nn.Module, saved: SavedModels, device: torch.device, frontend: KoreanFrontend | None = None) -> None:
-        self.model = model.eval().to(device)
+    def __init__(
+        self, model: nn.Module | PhraseRenderer, saved: SavedModels, device: torch.device, frontend: KoreanFrontend | None = None
+    ) -> None:
+        # A torch model, or an ONNX pack's `OnnxRenderer` (`backend="onnx"`), which runs where it was opened.
+        self.model = model.eval().to(device) if isinstance(model, nn.Module) else model
         self.saved = saved
         self.device = device
         self.frontend = frontend  # None: made at the first song (its g2pk load costs seconds)
@@ -62,12 +71,28 @@ class Singer:
 
     @classmethod
     def load(
-        cls, source: Path | str, vocoder: Path | str | None = None, device: str = DEFAULT_DEVICE, frontend: KoreanFrontend | None = None
+        cls,
+        source: Path | str,
+        vocoder: Path | str | None = None,
+        device: str = DEFAULT_DEVICE,
+        frontend: KoreanFrontend | None = None,
+        backend: str = "torch",
     ) -> Singer:
         """`source`: an experiment folder (its best checkpoint, else the latest), a checkpoint file or a pack
         folder, of any model family; `vocoder`: the same for the vocoder of an acoustic model (a pair pack
         carries its own); `device`: auto, cpu, cuda or cuda:N; `frontend`: a text frontend to share between
-        several singers."""
+        several singers; `backend`: "torch", or "onnx" for a pack folder holding inference/export_onnx.py's
+        graphs (VISinger's or the pair's), run by onnxruntime with the same front end, phrases and noise."""
+        if backend not in BACKENDS:
+            raise UserInputError(f"--backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        if backend == "onnx":
+            from inference.onnx_backend import load_onnx_singer
+
+            if vocoder is not None:
+                raise UserInputError(f"{source}: --backend onnx reads a pack exported with its vocoder (inference/export_onnx.py); drop the vocoder")
+            resolved = resolve_device(device)
+            renderer, saved = load_onnx_singer(Path(source), device=resolved.type, threads=torch.get_num_threads())
+            return cls(renderer, saved, resolved, frontend)
         saved = load_saved(source)
         description = saved.description
         if description.names_with_role(SINGER):
@@ -85,6 +110,11 @@ class Singer:
 
         pair = AcousticVocoderPair(saved.build(saved.only(ACOUSTIC, "acoustic model")), saved.build(saved.only(VOCODER, "vocoder")))
         return cls(pair, saved, resolve_device(device), frontend)
+
+    @property
+    def backend(self) -> str:
+        """"torch" or "onnx": what runs the networks."""
+        return "torch" if isinstance(self.model, nn.Module) else self.model.name
 
     @property
     def description(self) -> ModelDescription:
@@ -142,8 +172,42 @@ class Singer:
         result = sung.result
         return SungScore(result.wav, result.sample_rate, sung.warnings, result, sung.plan, sung.speaker, sung.seed, sung.noise_scale)
 
+    def open_stream(
+        self,
+        score_path: Path | str,
+        lyrics: Path | str | None = None,
+        key_shift: int = 0,
+        speaker: int = 0,
+        *,
+        noise_scale: float = DEFAULT_NOISE_SCALE,
+        seed: int | None = 0,
+        track: int | None = None,
+        monophonic: str = "strict",
+        score: Score | None = None,
+        chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    ) -> tuple[SongRender, PlannedFile]:
+        """`sing`'s score (the same arguments), planned and ready to render in decoder chunks of `chunk_frames`
+        frames: (`song`, `planned`); `song.chunks()` yields `AudioChunk`s in order, which join into
+        `sing(...).wav` within `inference.synthesis.STREAM_TOLERANCE`, and `song.result(wav)` describes the
+        song afterwards. The score is read and checked (and the chunk size) before anything is sung."""
+        synthesizer = self.synthesizer(noise_scale)
+        planned = plan_file(
+            synthesizer, Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
+            key_shift, speaker, noise_scale, seed, self.pitch_range, score,
+        )  # fmt: skip
+        song = synthesizer.stream(planned.plan, planned.speaker, planned.seed, planned.noise_scale, chunk_frames)
+        return song, planned
+
+    def stream(self, score_path: Path | str, lyrics: Path | str | None = None, key_shift: int = 0, speaker: int = 0, **options) -> Iterator[AudioChunk]:
+        """`sing` as a stream of `AudioChunk`s (float32 `wav` from song sample `start`), the first after one
+        phrase's acoustic pass and one decoder chunk; `options` are `open_stream`'s (`chunk_frames`, `seed`, ...)."""
+        song, _ = self.open_stream(score_path, lyrics, key_shift, speaker, **options)  # checks the score before the first chunk
+        return song.chunks()
+
     def pack(self, out_dir: Path | str) -> Path:
         """Write the model(s) as a self-contained pack folder (`model.pt` + `README.md` model card)."""
         from model_io.pack import write_pack
 
+        if self.backend != "torch":
+            raise UserInputError(f"{self.source}: packing writes torch weights; load the singer with backend='torch' to pack it")
         return write_pack(self.saved, Path(out_dir))

@@ -27,7 +27,7 @@ apply_thread_policy()  # before torch is imported: waiting OpenMP threads sleep 
 
 from config.errors import UserInputError, run_cli  # noqa: E402
 from inference.devices import check_device_name  # noqa: E402
-from inference.visinger import _jobs, add_model_arguments, add_score_arguments, score_argument, sing_jobs  # noqa: E402
+from inference.visinger import _jobs, add_model_arguments, add_score_arguments, check_stream_flags, score_argument, sing_jobs  # noqa: E402
 from model_io.checkpoint_file import work_dir_for  # noqa: E402
 
 
@@ -65,8 +65,10 @@ def main() -> int:
     check_device_name(args.device)
     if not args.pack:
         jobs = _jobs(score_argument(args), args.out, args.lyrics, args.dump)
+        check_stream_flags(args)
     acoustic, vocoder = _sources(args)
-    singer = Singer.load(acoustic, vocoder=vocoder, device="cpu" if args.pack else args.device)
+    backend = "torch" if args.pack else args.backend  # a pair pack exported by inference/export_onnx.py holds both graphs
+    singer = Singer.load(acoustic, vocoder=vocoder, device="cpu" if args.pack else args.device, backend=backend)
     if args.pack:
         out = singer.pack(args.out)
         print(f"packed {', '.join(record.source for record in singer.saved.trained)} -> {out}")

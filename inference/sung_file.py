@@ -60,7 +60,18 @@ class SungFile:
     noise_scale: float
 
 
-def sing_file(
+@dataclass(frozen=True)
+class PlannedFile:
+    """A score file planned, not yet sung: the plan and the settings to render it with (a render file brings its own)."""
+
+    plan: RenderPlan
+    warnings: tuple[str, ...]
+    speaker: int
+    seed: int | None
+    noise_scale: float
+
+
+def plan_file(
     synthesizer: SingingSynthesizer,
     path: Path,
     lyrics: Path | None = None,
@@ -72,21 +83,15 @@ def sing_file(
     seed: int | None = 0,
     pitch_range: tuple[int, int] | None = None,
     score: Score | None = None,
-) -> SungFile:
-    """Sing a score file of any format (or a `--dump` render file, sung as written); writes nothing.
-
-    `pitch_range`: the trained MIDI range, for warnings about notes outside it; `score`: the score of
-    `path` already read (the web page's, with edited lyrics), sung instead of reading the file.
-    Shared by the CLIs (`render_score`), the web page and the Python API.
-    """
+) -> PlannedFile:
+    """The render plan of a score file of any format (or of a `--dump` render file, as written); see `sing_file`."""
     path = Path(path)
     noise_scale = synthesizer.noise_scale if noise_scale is None else noise_scale
     if score is None and is_render_dump(path):
         if lyrics is not None or track is not None or key_shift:
             raise UserInputError(f"{path}: a render file is sung as written; leave out --lyrics, --track and --key_shift (edit its pitches instead)")
         dump = read_render_dump(path, synthesizer.sample_rate, synthesizer.hop_size)
-        result = synthesizer.render(dump.plan, speaker_id=dump.speaker, seed=dump.seed, noise_scale=dump.noise_scale)
-        return SungFile(result, dump.plan, (), dump.speaker, dump.seed, dump.noise_scale)
+        return PlannedFile(dump.plan, (), dump.speaker, dump.seed, dump.noise_scale)
     if score is None:
         score = read_any_score(path, lyrics_path=lyrics, track=track, monophonic=monophonic)
     warnings = list(score.warnings)
@@ -99,5 +104,17 @@ def sing_file(
     if score.f0_curves:
         frame_seconds = synthesizer.hop_size / synthesizer.sample_rate
         plan = with_song_f0(plan, song_f0_frames(score.f0_curves, sum(plan.note_frames), frame_seconds))
-    result = synthesizer.render(plan, speaker_id=speaker, seed=seed, noise_scale=noise_scale)
-    return SungFile(result, plan, tuple(warnings), speaker, seed, noise_scale)
+    return PlannedFile(plan, tuple(warnings), speaker, seed, noise_scale)
+
+
+def sing_file(synthesizer: SingingSynthesizer, path: Path, *args, **kwargs) -> SungFile:
+    """Sing a score file of any format (or a `--dump` render file, sung as written); writes nothing.
+
+    The arguments are `plan_file`'s: `lyrics`, `track`, `monophonic`, `key_shift`, `speaker`,
+    `noise_scale`, `seed`, `pitch_range` (the trained MIDI range, for warnings about notes outside
+    it) and `score` (the score of `path` already read, e.g. the web page's with edited lyrics, sung
+    instead of reading the file). Shared by the CLIs (`render_score`), the web page and the Python API.
+    """
+    planned = plan_file(synthesizer, path, *args, **kwargs)
+    result = synthesizer.render(planned.plan, speaker_id=planned.speaker, seed=planned.seed, noise_scale=planned.noise_scale)
+    return SungFile(result, planned.plan, planned.warnings, planned.speaker, planned.seed, planned.noise_scale)

@@ -24,12 +24,15 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from config.errors import UserInputError
+from inference.backends import SCORE_FIELDS, DecodedChunk, PhraseRenderer, TorchRenderer, check_chunk_frames, decode_chunks
+from modules.harmonic_source import fixed_source_noise
 from modules.score_encoder import N_MIDI_PITCHES
 from modules.score_inputs import ScoreInputs, SingingModel
 from preprocessor.score import REST, Note, validate_notes
@@ -67,6 +70,20 @@ class SynthesisResult:
     phrases: int
     timings: dict[str, float] = field(default_factory=dict)
     phrase_f0_hz: tuple[np.ndarray, ...] = ()
+
+
+DEFAULT_CHUNK_FRAMES = 32
+# Streamed vs whole render, max abs sample difference (float rounding of convolutions of other lengths).
+STREAM_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of a streamed song: `wav` float32 samples starting at song sample `start`, of phrase `phrase`."""
+
+    start: int
+    wav: np.ndarray
+    phrase: int
 
 
 @dataclass(frozen=True)
@@ -227,7 +244,9 @@ class SingingSynthesizer:
     """A singer plus the shared frontend: `synthesize(notes)` -> `SynthesisResult`.
 
     Args:
-        generator: a trained `SingingModel` (VISinger's generator, the pair, ...; put in eval mode here).
+        generator: a trained `SingingModel` (VISinger's generator, the pair, ...; put in eval mode here,
+            also wrapped in a torch `TorchRenderer` for streaming) or a `PhraseRenderer` (an ONNX
+            pack's `OnnxRenderer`, inference/onnx_backend.py): the same phrase logic for both backends.
         sample_rate, hop_size: the audio settings it was trained with.
         noise_scale: the prior's sampling temperature (0.667 as VITS; 0 = the prior mean).
         min_rest_seconds: rests at least this long separate independently rendered phrases.
@@ -245,7 +264,7 @@ class SingingSynthesizer:
 
     def __init__(
         self,
-        generator: SingingModel,
+        generator: SingingModel | PhraseRenderer,
         sample_rate: int,
         hop_size: int,
         device: torch.device | str = "cpu",
@@ -257,7 +276,11 @@ class SingingSynthesizer:
         max_piece_seconds: float = 4.0,
         piece_overlap_seconds: float = 1.0,
     ) -> None:
-        self.generator = generator.eval().to(device)
+        if isinstance(generator, nn.Module):
+            self.generator: nn.Module | None = generator.eval().to(device)
+            self.renderer: PhraseRenderer = TorchRenderer(self.generator, sample_rate, hop_size, device)
+        else:  # an ONNX renderer or another PhraseRenderer
+            self.generator, self.renderer = None, generator
         self.sample_rate = sample_rate
         self.hop_size = hop_size
         self.device = torch.device(device)
@@ -270,6 +293,11 @@ class SingingSynthesizer:
         overlap = max(0, round(piece_overlap_seconds * frames_per_second))
         self.piece_overlap_frames = overlap
         self.max_piece_frames = max(2 * overlap + 2, round(max_piece_seconds * frames_per_second))  # cross-fades never meet
+
+    @property
+    def backend(self) -> str:
+        """"torch" or "onnx": what runs the networks."""
+        return self.renderer.name
 
     def _phrase_tensors(self, score: PhonemeScore) -> ScoreInputs:
         """`[1, P]` score tensors of one phrase."""
@@ -336,47 +364,21 @@ class SingingSynthesizer:
         = the model's prediction) replaces the predicted F0; None everywhere = predicted.
         `noise_scale`: this render's prior temperature (default: the synthesizer's).
         """
-        noise_scale = self.noise_scale if noise_scale is None else noise_scale
-        self._check_speaker(speaker_id)
-        timings = {"frontend": 0.0, "acoustic": 0.0, "decoder": 0.0}
-        hop = self.hop_size
-        bodies = [p.body_frames for p in plan.phrases]
-        total_frames = sum(bodies)
-        wav = np.zeros(total_frames * hop, dtype=np.float32)
-        f0 = np.zeros(total_frames, dtype=np.float32)
-        fade = self.crossfade_frames * hop
-        speaker = torch.tensor([speaker_id], device=self.device)
-        if seed is not None:
-            torch.manual_seed(seed)
-        predicted_f0 = []
-        first_frame = 0
-        for number, phrase in enumerate(plan.phrases):
-            inputs = self._phrase_tensors(phrase.score)
-            override = self._f0_override(phrase, inputs, speaker, noise_scale)
-            t0 = time.perf_counter()
-            out = self._render_phrase(self.generator, inputs, speaker, timings, override, noise_scale)
-            timings["acoustic"] += time.perf_counter() - t0 - timings.pop("_decoder_last", 0.0)
-            predicted_f0.append(out["f0"])
-            sung_f0 = out["f0"] if override is None else override[0].cpu().numpy()
-            audio = out["wav"][phrase.trim_start * hop : len(out["wav"]) - phrase.trim_end * hop]
-            phrase_f0 = sung_f0[phrase.trim_start : len(sung_f0) - phrase.trim_end]
-            start = first_frame * hop
-            tail = phrase.tail_frames
-            body = len(audio) - tail * hop
-            if number > 0 and fade:
-                ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
-                wav[start : start + fade] = wav[start : start + fade] * (1 - ramp) + audio[:fade] * ramp
-                wav[start + fade : start + body] = audio[fade:body]
-            else:
-                wav[start : start + body] = audio[:body]
-            if tail:
-                wav[start + body : start + body + tail * hop] = audio[body:]  # faded out by the next phrase
-            f0[first_frame : first_frame + bodies[number]] = phrase_f0[: bodies[number]]
-            first_frame += bodies[number]
-        note_frames = list(plan.note_frames) if plan.note_frames else [f for p in plan.phrases for f in p.note_frame_counts]
-        return SynthesisResult(wav, self.sample_rate, hop, f0, note_frames, plan.notes, len(plan.phrases), timings, tuple(predicted_f0))
+        song = SongRender(self, plan, speaker_id, seed, noise_scale, chunk_frames=None)
+        pieces = [chunk.wav for chunk in song.chunks()]
+        return song.result(np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32))
 
-    def _f0_override(self, phrase: PhrasePlan, inputs: ScoreInputs, speaker: torch.Tensor, noise_scale: float) -> torch.Tensor | None:
+    def stream(
+        self, plan: RenderPlan, speaker_id: int = 0, seed: int | None = 0, noise_scale: float | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    ) -> SongRender:
+        """`render` as a stream: `.chunks()` yields `AudioChunk`s in order, which join into `render(...).wav`
+        within `STREAM_TOLERANCE`; `.result(wav)` describes the song afterwards. The first chunk comes
+        after one phrase's (or one piece's) acoustic pass and one decoder chunk, however long the song.
+        The arguments are checked now (a chunk under `MIN_CHUNK_FRAMES` frames: `UserInputError`)."""
+        check_chunk_frames(chunk_frames)
+        return SongRender(self, plan, speaker_id, seed, noise_scale, chunk_frames)
+
+    def _f0_override(self, phrase: PhrasePlan, inputs: ScoreInputs, speaker_id: int, noise_scale: float) -> torch.Tensor | None:
         """The phrase's given F0 as `[1, T]`, its NaN frames filled with the model's prediction."""
         if phrase.f0_hz is None:
             return None
@@ -385,58 +387,102 @@ class SingingSynthesizer:
         if missing.any():
             # One extra pass for the prediction, with the random state put back so that the render
             # itself draws the same noise as without the override.
+            predicted = np.zeros(phrase.frames, dtype=np.float32)
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                predicted = self._render_phrase(self.generator, inputs, speaker, {"decoder": 0.0}, None, noise_scale)["f0"]
+                for _ in self._decoded_phrase(inputs, None, predicted, speaker_id, noise_scale, None, 0, phrase.frames, {"acoustic": 0.0, "decoder": 0.0}):
+                    pass
             given = np.where(missing, predicted, given)
         return torch.from_numpy(given)[None].to(self.device)
 
     def _check_speaker(self, speaker_id: int) -> None:
         """A bad id would index past the speaker table (or be silently ignored by a one-speaker model)."""
-        n_speakers = self.generator.n_speakers
+        n_speakers = self.renderer.n_speakers
         if not 0 <= speaker_id < n_speakers:
             raise UserInputError(
                 f"--speaker {speaker_id}: this model has {n_speakers} speaker(s); pass --speaker between 0 and {n_speakers - 1}"
             )
 
-    def _render_phrase(
+    def _decoded_phrase(
         self,
-        generator: SingingModel,
         inputs: ScoreInputs,
-        speaker: torch.Tensor,
+        f0: torch.Tensor | None,
+        phrase_f0: np.ndarray,
+        speaker_id: int,
+        noise_scale: float,
+        chunk_frames: int | None,
+        keep_start: int,
+        keep_end: int,
         timings: dict[str, float],
-        f0: torch.Tensor | None = None,
-        noise_scale: float | None = None,
-    ) -> dict[str, np.ndarray]:
-        """One phrase: in one go when it fits in `max_piece_frames`, else piece by piece, cross-faded.
-
-        `f0` `[1, T]` (Hz): the phrase's given F0 (a dump's or a DS score's curve), cut with each piece.
-        """
+    ) -> Iterator[DecodedChunk]:
+        """Frames `[keep_start, keep_end)` of one phrase's audio, in order; fills `phrase_f0 [T]` (the F0 sung)
+        on the way. In one go when it fits in `max_piece_frames`, else piece by piece (`cut_pieces`,
+        `slice_phone_inputs`), each piece's window rendered alone and cross-faded with the next over the
+        middle half of their overlap, so that memory is bounded for either backend; a streamed window is
+        decoded in chunks. `f0` `[1, T]` (Hz): the phrase's given F0, cut with each piece."""
+        hop = self.hop_size
         total = int(inputs.phone_frames.sum())
         pieces = cut_pieces(total, self.max_piece_frames, self.piece_overlap_frames)
         if len(pieces) == 1:
-            return self._render(generator, inputs, speaker, timings, f0, noise_scale)
-        hop, half = self.hop_size, self.piece_overlap_frames // 2
-        wav = np.zeros(total * hop, dtype=np.float32)
-        f0_sung = np.zeros(total, dtype=np.float32)
+            sung, chunks = self._render_window(inputs, f0, speaker_id, noise_scale, chunk_frames, keep_start, keep_end, timings)
+            phrase_f0[:] = sung
+            yield from chunks
+            return
+        half = self.piece_overlap_frames // 2
         fade = np.linspace(0.0, 1.0, 2 * half * hop, endpoint=False, dtype=np.float32)
-        decoder_seconds = 0.0
+        pending = np.zeros(0, dtype=np.float32)  # the previous piece's faded-out end, added to this one's start
         for number, piece in enumerate(pieces):
             piece_f0 = None if f0 is None else f0[:, piece.window_start : piece.window_end]
             piece_inputs = slice_phone_inputs(inputs, piece.window_start, piece.window_end)
-            out = self._render(generator, piece_inputs, speaker, timings, piece_f0, noise_scale)
-            decoder_seconds += timings.pop("_decoder_last", 0.0)
+            window = piece.window_end - piece.window_start
+            sung, chunks = self._render_window(piece_inputs, piece_f0, speaker_id, noise_scale, chunk_frames, 0, window, timings)
+            wav = np.concatenate([decoded.wav for decoded in chunks])
+            phrase_f0[piece.core_start : piece.core_end] = sung[piece.core_start - piece.window_start : piece.core_end - piece.window_start]
             first, last = number == 0, number == len(pieces) - 1
             start = piece.core_start if first else piece.core_start - half  # frames of the phrase this piece writes
             end = piece.core_end if last else piece.core_end + half
-            audio = out["wav"][(start - piece.window_start) * hop : (end - piece.window_start) * hop].copy()
+            audio = wav[(start - piece.window_start) * hop : (end - piece.window_start) * hop].copy()
             if not first:
-                audio[: len(fade)] *= fade
+                audio[: len(fade)] = audio[: len(fade)] * fade + pending  # the two ramps over a cross-fade add up to one
             if not last:
                 audio[len(audio) - len(fade) :] *= fade[::-1]
-            wav[start * hop : end * hop] += audio  # the two ramps over a cross-fade add up to one
-            f0_sung[piece.core_start : piece.core_end] = out["f0"][piece.core_start - piece.window_start : piece.core_end - piece.window_start]
-        timings["_decoder_last"] = decoder_seconds
-        return {"wav": wav, "f0": f0_sung}
+                pending, audio, end = audio[len(audio) - len(fade) :], audio[: len(audio) - len(fade)], end - 2 * half
+            kept_start, kept_end = max(start, keep_start), min(end, keep_end)  # drop the trims
+            if kept_end > kept_start:
+                yield DecodedChunk(kept_start, audio[(kept_start - start) * hop : (kept_end - start) * hop])
+
+    def _render_window(
+        self,
+        inputs: ScoreInputs,
+        f0: torch.Tensor | None,
+        speaker_id: int,
+        noise_scale: float,
+        chunk_frames: int | None,
+        first_frame: int,
+        last_frame: int,
+        timings: dict[str, float],
+    ) -> tuple[np.ndarray, Iterator[DecodedChunk]]:
+        """One window (a phrase or a piece) through the singer: its F0 sung `[T]` and its audio frames
+        `[first_frame, last_frame)`. A torch singer rendering whole windows runs its own `sing` (the
+        singer contract); otherwise the renderer's acoustic pass, then its decoder, whole or in chunks.
+        The noise is drawn here, not inside a backend, so that torch and onnxruntime sing the same sample."""
+        hop = self.hop_size
+        if self.generator is not None and chunk_frames is None:
+            t0 = time.perf_counter()
+            speaker = torch.tensor([speaker_id], device=self.device)
+            out = self._render(self.generator, inputs, speaker, timings, f0, noise_scale)
+            timings["acoustic"] += time.perf_counter() - t0 - timings.pop("_decoder_last", 0.0)
+            return out["f0"], iter([DecodedChunk(first_frame, out["wav"][first_frame * hop : last_frame * hop])])
+        renderer = self.renderer
+        n_frames = int(inputs.phone_frames.sum())
+        started = time.perf_counter()
+        prior_noise = torch.randn(1, renderer.prior_noise_channels, n_frames).numpy() if renderer.prior_noise_channels else None
+        score = {name: getattr(inputs, name).cpu().numpy() for name in SCORE_FIELDS}
+        given = None if f0 is None else f0[0].cpu().numpy()
+        acoustic = renderer.acoustic(score, given, prior_noise, noise_scale, speaker_id)
+        timings["acoustic"] += time.perf_counter() - started
+        source_noise = fixed_source_noise((1, 1, n_frames * hop)).numpy()[0, 0] if renderer.uses_noise else None
+        chunks = decode_chunks(renderer, acoustic.latent, acoustic.f0, source_noise, speaker_id, chunk_frames, first_frame, last_frame)
+        return acoustic.f0, _timed(chunks, timings)
 
     def _render(
         self,
@@ -461,3 +507,94 @@ class SingingSynthesizer:
         timings["decoder"] += decoder_seconds
         timings["_decoder_last"] = decoder_seconds
         return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_hz[0].float().cpu().numpy()}
+
+
+def _timed(chunks: Iterator[DecodedChunk], timings: dict[str, float]) -> Iterator[DecodedChunk]:
+    """`chunks`, the time spent making each added to `timings["decoder"]`."""
+    while True:
+        started = time.perf_counter()
+        decoded = next(chunks, None)
+        timings["decoder"] += time.perf_counter() - started
+        if decoded is None:
+            return
+        yield decoded
+
+
+class SongRender:
+    """One `RenderPlan` through a synthesizer: `chunks()` yields its audio in order, phrase by phrase, cross-faded.
+
+    Phrase k covers its body frames plus `tail_frames` (cross-faded by phrase k + 1); the tail is held
+    back until phrase k + 1 has rendered the same samples, so every sample leaves exactly once, final.
+    After `chunks()` ran out, `result(wav)` is the song's `SynthesisResult`.
+    """
+
+    def __init__(
+        self, synthesizer: SingingSynthesizer, plan: RenderPlan, speaker_id: int, seed: int | None, noise_scale: float | None, chunk_frames: int | None
+    ) -> None:
+        synthesizer._check_speaker(speaker_id)
+        self.synthesizer = synthesizer
+        self.plan = plan
+        self.speaker_id = speaker_id
+        self.seed = seed
+        self.noise_scale = synthesizer.noise_scale if noise_scale is None else noise_scale
+        self.chunk_frames = chunk_frames
+        self.bodies = [p.body_frames for p in plan.phrases]
+        self.total_frames = sum(self.bodies)
+        self.f0 = np.zeros(self.total_frames, dtype=np.float32)
+        self.phrase_f0: list[np.ndarray] = []
+        self.timings = {"frontend": 0.0, "acoustic": 0.0, "decoder": 0.0}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.synthesizer.sample_rate
+
+    @property
+    def total_samples(self) -> int:
+        return self.total_frames * self.synthesizer.hop_size
+
+    def result(self, wav: np.ndarray) -> SynthesisResult:
+        """The song's `SynthesisResult`, given the samples its chunks joined into."""
+        s, plan = self.synthesizer, self.plan
+        if len(wav) != self.total_samples:
+            raise ValueError(f"{len(wav)} samples, but the song has {self.total_frames} frames of {s.hop_size}")
+        note_frames = list(plan.note_frames) if plan.note_frames else [f for p in plan.phrases for f in p.note_frame_counts]
+        return SynthesisResult(wav, s.sample_rate, s.hop_size, self.f0, note_frames, plan.notes, len(plan.phrases), self.timings, tuple(self.phrase_f0))
+
+    @torch.no_grad()
+    def chunks(self) -> Iterator[AudioChunk]:
+        s = self.synthesizer
+        hop = s.hop_size
+        fade = s.crossfade_frames * hop
+        ramp = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        pending = np.zeros(fade, dtype=np.float32)  # the previous phrase's tail (zeros past it), to cross-fade
+        first_frame = 0
+        for number, phrase in enumerate(self.plan.phrases):
+            inputs = s._phrase_tensors(phrase.score)
+            override = s._f0_override(phrase, inputs, self.speaker_id, self.noise_scale)
+            phrase_f0 = np.zeros(phrase.frames, dtype=np.float32)
+            start = first_frame * hop  # song sample of the phrase's first kept sample
+            body = self.bodies[number] * hop  # then the tail, cross-faded by the next phrase
+            keep_end = phrase.frames - phrase.trim_end
+            position, tail_pieces = 0, []
+            decoded_chunks = s._decoded_phrase(
+                inputs, override, phrase_f0, self.speaker_id, self.noise_scale, self.chunk_frames, phrase.trim_start, keep_end, self.timings
+            )  # fmt: skip
+            for decoded in decoded_chunks:
+                piece, first = decoded.wav, position
+                position += len(piece)
+                emit = piece[: max(0, body - first)].copy()
+                if number > 0 and first < fade:  # cross-fade with the previous phrase's tail
+                    n = min(fade - first, len(emit))
+                    emit[:n] = pending[first : first + n] * (1 - ramp[first : first + n]) + emit[:n] * ramp[first : first + n]
+                if position > body:
+                    tail_pieces.append(piece[max(0, body - first) :])
+                if len(emit):
+                    yield AudioChunk(start + first, emit, number)
+            self.phrase_f0.append(phrase_f0)
+            sung = phrase_f0 if override is None else override[0].cpu().numpy()
+            self.f0[first_frame : first_frame + self.bodies[number]] = sung[phrase.trim_start : phrase.trim_start + self.bodies[number]]
+            tail = np.concatenate(tail_pieces) if tail_pieces else np.zeros(0, dtype=np.float32)
+            pending = np.concatenate([tail, np.zeros(max(0, fade - len(tail)), dtype=np.float32)])
+            first_frame += self.bodies[number]

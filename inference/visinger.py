@@ -6,12 +6,17 @@
     python inference/visinger.py --exp_name csd_visinger --score song.ust --out song.wav --dump song.json  # editable render
     python inference/visinger.py --exp_name csd_visinger --score song.json --out edited.wav  # sing an (edited) dump
     python inference/visinger.py --pack csd_visinger --out packed/csd_visinger                 # self-contained folder
+    python inference/visinger.py --ckpt packed/onnx --backend onnx --score song.mid --out song.wav  # onnxruntime (inference/export_onnx.py)
+    python inference/visinger.py --exp_name csd_visinger --score song.mid --out song.wav --stream  # written as it is sung
 
 Scores: MIDI (.mid), MusicXML (.musicxml/.xml/.mxl), UST (.ust), USTX (.ustx), DiffSinger (.ds),
 chosen by the extension; `--midi` is the same option under its old name.
 
-`--ckpt` takes a checkpoint file or a packed folder. Exit code 2 with one line on a bad input;
-no partial wav is ever left behind (written to a temporary name, then renamed).
+`--ckpt` takes a checkpoint file or a packed folder. `--backend onnx` runs the pack's ONNX graphs with
+onnxruntime (same front end, phrases, noise and cross-fades as torch). `--stream` decodes each phrase
+in chunks of `--chunk_frames` frames and writes the wav as it goes (the first audio after one phrase's
+acoustic pass and one chunk). Exit code 2 with one line on a bad input; no partial wav is ever left
+behind (written to a temporary name, then renamed; with `--stream`, removed on failure).
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ from config.errors import UserInputError, run_cli  # noqa: E402
 from inference.devices import DEFAULT_DEVICE, DEVICE_HELP, check_device_name  # noqa: E402
 from inference.api import DEFAULT_NOISE_SCALE  # noqa: E402
 from model_io.checkpoint_file import ROOT_ENV, work_dir_for  # noqa: E402
+
+DEFAULT_CHUNK_FRAMES = 32  # inference.synthesis.DEFAULT_CHUNK_FRAMES (not imported here: --help stays fast)
 
 logger = logging.getLogger("inference")
 
@@ -54,6 +61,9 @@ def add_score_arguments(parser: argparse.ArgumentParser, stochastic: bool) -> No
         parser.add_argument("--seed", type=int, default=0, help="seed of the prior sample")
     parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument("--plot", action="store_true", help="also write a PNG beside each wav: score piano roll with the predicted F0, and the mel spectrogram")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch", help="run the networks with torch, or a pack's ONNX graphs (inference/export_onnx.py) with onnxruntime")
+    parser.add_argument("--stream", action="store_true", help="decode in chunks and write the wav progressively (bounded delay to the first audio)")
+    parser.add_argument("--chunk_frames", type=int, default=None, help=f"frames per streamed chunk (default {DEFAULT_CHUNK_FRAMES}; needs --stream)")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, model: str, ckpt_help: str) -> None:
@@ -135,10 +145,23 @@ def main() -> int:
         return 0
     if args.exp_name is None and args.ckpt is None:
         raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH")
+    check_stream_flags(args)
     jobs = _jobs(score_argument(args), args.out, args.lyrics, args.dump)
-    singer = Singer.load(work_dir_for(args.exp_name, args.work_dir_root) if args.exp_name else args.ckpt, device=args.device)
+    source = work_dir_for(args.exp_name, args.work_dir_root) if args.exp_name else args.ckpt
+    singer = Singer.load(source, device=args.device, backend=args.backend)
     sing_jobs(singer, jobs, args)
     return 0
+
+
+def check_stream_flags(args: argparse.Namespace) -> None:
+    """`--chunk_frames` only with `--stream`; a chunk too small to be worth its context is refused."""
+    if args.chunk_frames is not None and not args.stream:
+        raise UserInputError(f"--chunk_frames {args.chunk_frames} without --stream: add --stream (or drop --chunk_frames)")
+    if args.stream:
+        from inference.backends import check_chunk_frames
+
+        args.chunk_frames = DEFAULT_CHUNK_FRAMES if args.chunk_frames is None else args.chunk_frames
+        check_chunk_frames(args.chunk_frames)
 
 
 def sing_jobs(singer, jobs: list[tuple[Path, Path, Path | None, Path | None]], args: argparse.Namespace) -> None:
@@ -152,13 +175,18 @@ def sing_jobs(singer, jobs: list[tuple[Path, Path, Path | None, Path | None]], a
         sung = render_score(
             singer, midi, wav_path, lyrics=lyrics, track=args.track, monophonic=args.monophonic, key_shift=args.key_shift,
             speaker=args.speaker, noise_scale=getattr(args, "noise_scale", DEFAULT_NOISE_SCALE), plot=args.plot,
-            seed=getattr(args, "seed", 0), dump=dump,
+            seed=getattr(args, "seed", 0), dump=dump, stream_chunk_frames=args.chunk_frames if args.stream else None,
         )  # fmt: skip
         for warning in sung.warnings:
             logger.warning("%s", warning)
         seconds = len(sung.wav) / sung.sample_rate
         elapsed = time.perf_counter() - started
-        print(f"{wav_path}  ({seconds:.2f} s of audio, {sung.synthesis.phrases} phrases, {elapsed:.2f} s, real-time factor {elapsed / max(seconds, 1e-9):.3f})")
+        timings = sung.synthesis.timings
+        streamed = f", first audio after {timings['first_audio']:.2f} s" if "first_audio" in timings else ""
+        print(
+            f"{wav_path}  ({seconds:.2f} s of audio, {sung.synthesis.phrases} phrases, {elapsed:.2f} s, "
+            f"real-time factor {elapsed / max(seconds, 1e-9):.3f}{streamed}; {singer.backend})"
+        )
         if args.plot:
             print(f"{wav_path.with_suffix('.png')}")
         if dump is not None:

@@ -23,8 +23,14 @@ DATASET_LICENCES = {
     "non-commercial: a model trained on it is for research use",
     "demo": "the project's synthetic demo corpus (preprocessor/demo_corpus.py), generated, no recording involved",
 }
-# Files a pack folder may hold (this version's and version 1's): the only folders packing may replace.
-PACK_FOLDER_FILES = {PACK_FILE, MODEL_CARD, "config.yaml", "vocoder_config.yaml", "phone_set.json", "stats.json", VISINGER_V1[1], *PAIR_V1[1:]}
+# What inference/export_onnx.py adds to a pack folder (inference/onnx_backend.py reads them).
+ONNX_MANIFEST_FILE = "onnx_manifest.json"
+ACOUSTIC_ONNX, DECODER_ONNX = "acoustic.onnx", "decoder.onnx"
+ONNX_FILES = (ACOUSTIC_ONNX, DECODER_ONNX, ONNX_MANIFEST_FILE)
+# Files a pack folder may hold (this version's and version 1's, and an ONNX export's): the only folders packing may replace.
+PACK_FOLDER_FILES = {
+    PACK_FILE, MODEL_CARD, "config.yaml", "vocoder_config.yaml", "phone_set.json", "stats.json", VISINGER_V1[1], *PAIR_V1[1:], *ONNX_FILES
+}  # fmt: skip
 
 
 def is_pack_folder(folder: Path) -> bool:
@@ -46,12 +52,14 @@ def write_pack(saved: SavedModels, out_dir: Path) -> Path:
     """Write `saved` as a pack folder, built beside `out_dir` and renamed into place (an existing `out_dir`
     is replaced only when it is an earlier pack)."""
 
-    def write(partial: Path) -> None:
-        with atomic_path(partial / PACK_FILE) as tmp:
-            torch.save(pack_payload(saved), tmp)
-        write_text_atomic(partial / MODEL_CARD, model_card(saved, Path(out_dir).name))
+    return write_folder_atomically(Path(out_dir), lambda partial: write_pack_files(saved, partial, Path(out_dir).name), is_pack_folder)
 
-    return write_folder_atomically(Path(out_dir), write, is_pack_folder)
+
+def write_pack_files(saved: SavedModels, partial: Path, pack_name: str) -> None:
+    """The pack's files (`model.pt`, `README.md`) into the folder `partial` (for writers that add files, e.g. the ONNX export)."""
+    with atomic_path(partial / PACK_FILE) as tmp:
+        torch.save(pack_payload(saved), tmp)
+    write_text_atomic(partial / MODEL_CARD, model_card(saved, pack_name))
 
 
 def _dataset_lines(config: dict[str, Any]) -> list[str]:

@@ -79,14 +79,13 @@ class RelativeMultiHeadAttention(nn.Module):
         """Relative embeddings for distances -(T-1)..T-1, `[1, 2T-1, D]` (clipped distances repeat the edge)."""
         window = self.window_size
         assert window is not None
-        pad = max(length - (window + 1), 0)
-        start = max((window + 1) - length, 0)
-        if pad > 0:
-            # Clipping: distances beyond the window reuse the outermost learned embedding.
-            left = embeddings[:, :1].expand(-1, pad, -1)
-            right = embeddings[:, -1:].expand(-1, pad, -1)
-            embeddings = torch.cat([left, embeddings, right], dim=1)
-        return embeddings[:, start : start + 2 * length - 1]
+        # Clipping: distances beyond the window reuse the outermost learned embedding. Padding by `length`
+        # on both sides whatever the window keeps this free of branches on the length, so an exported
+        # graph serves every length, not only the one it was traced with.
+        left = embeddings[:, :1].expand(-1, length, -1)
+        right = embeddings[:, -1:].expand(-1, length, -1)
+        padded = torch.cat([left, embeddings, right], dim=1)  # [1, 2T + 2w + 1, D]; distance 0 at index T + w
+        return padded[:, window + 1 : window + 2 * length]
 
     @staticmethod
     def _relative_to_absolute(x: torch.Tensor) -> torch.Tensor:

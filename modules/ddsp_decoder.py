@@ -43,10 +43,21 @@ class DDSPSource(nn.Module):
         self.control_sizes = self.chain.control_channels()
         self.controls_projection = nn.Conv1d(in_channels, sum(self.control_sizes.values()), kernel_size, padding=kernel_size // 2)
 
-    def forward(self, x: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def uses_noise(self) -> bool:
+        return self.chain.uses_noise()
+
+    def context_samples(self) -> int:
+        """Samples on each side of an output sample that the chain's filters can reach (`SignalChain.context_samples`)."""
+        return self.chain.context_samples()
+
+    def forward(
+        self, x: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None, noise: torch.Tensor | None = None, start_phase: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`noise [B, 1, T * hop]` / `start_phase [B]`: the chain's noise and harmonic phase (`SignalChain.forward`)."""
         raw = self.controls_projection(x if mask is None else x * mask)  # [B, sum C_k, T]
         controls = dict(zip(self.control_sizes, raw.split(list(self.control_sizes.values()), dim=1)))
-        return self.chain(controls, f0, mask).audio
+        return self.chain(controls, f0, mask, noise=noise, start_phase=start_phase).audio
 
 
 class DDSPDecoder(HiFiGANGenerator):

@@ -184,7 +184,7 @@ class FS2Singer(nn.Module):
         Args:
             phone_ids, note_pitch, note_dur, slur, phone_frames: `[B, P]` score per phoneme.
             phone_lengths: `[B]`.
-            f0: `[B, T]` F0 in Hz (0 = unvoiced) to condition on, or None for the prediction.
+            f0: `[B, T]` F0 in Hz (0 = unvoiced) to condition on (NaN frames: the prediction), or None for the prediction.
             energy: `[B, T]` RMS energy in dB to condition on, or None for the prediction.
             speaker_id: `[B]`, or None (ignored by a single-speaker model).
             n_frames: `T`; defaults to the longest item's `phone_frames` total (that of `f0` when given).
@@ -206,7 +206,8 @@ class FS2Singer(nn.Module):
         pitch_frames = expand_to_frames(note_pitch.float().unsqueeze(1), phone_frames, n_frames).squeeze(1)  # [B, T] MIDI
 
         f0_prediction = self.f0_predictor(h, pitch_frames, frame_mask)
-        f0_hz = predicted_f0_hz(f0_prediction.log_f0, f0_prediction.uv_logit) if f0 is None else f0
+        predicted = predicted_f0_hz(f0_prediction.log_f0, f0_prediction.uv_logit)
+        f0_hz = predicted if f0 is None else torch.where(torch.isnan(f0), predicted, f0)  # NaN frames: predicted
         f0_hz = f0_hz * frame_mask.squeeze(1)
         h = h + self.pitch_embedding(f0_condition(f0_hz)) * frame_mask  # [B, 2, T] -> [B, H, T]
 

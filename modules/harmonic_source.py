@@ -58,6 +58,10 @@ class HarmonicNoiseSynth(nn.Module):
         self.n_harmonics = n_harmonics
         self.controls_projection = nn.Conv1d(in_channels, n_harmonics + 1, kernel_size, padding=kernel_size // 2)
 
+    def context_samples(self) -> int:
+        """Samples on each side of an output sample that can change it, beyond the frame interpolation: none."""
+        return 0
+
     def controls(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> HarmonicControls:
         """`x [B, C, T]` -> non-negative harmonic amplitudes `[B, H, T]` and noise gain `[B, 1, T]`."""
         raw = self.controls_projection(x if mask is None else x * mask)  # [B, H + 1, T]
@@ -66,16 +70,38 @@ class HarmonicNoiseSynth(nn.Module):
             noise_gain=F.softplus(raw[:, self.n_harmonics :]) * NOISE_AMPLITUDE_SCALE,
         )
 
-    def harmonics(self, amplitudes: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def harmonics(
+        self, amplitudes: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None, start_phase: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Deterministic voiced part: `amplitudes [B, H, T]`, `f0 [B, T]` Hz (0 = unvoiced) -> `[B, 1, T * hop]`
-        (`modules.ddsp.harmonic.harmonic_synthesis`: float64 phase, harmonics at or above Nyquist silenced)."""
-        return harmonic_synthesis(amplitudes, f0, self.sample_rate, self.hop_size, mask)
+        (`modules.ddsp.harmonic.harmonic_synthesis`: float64 phase, harmonics at or above Nyquist silenced;
+        `start_phase [B]` continues a longer render, see there)."""
+        return harmonic_synthesis(amplitudes, f0, self.sample_rate, self.hop_size, mask, initial_cycles=start_phase)
 
-    def forward(self, x: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`x [B, C, T]`, `f0 [B, T]` Hz, optional `mask [B, 1, T]` -> waveform `[B, 1, T * hop]` (zero past the mask)."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        f0: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        start_phase: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`x [B, C, T]`, `f0 [B, T]` Hz, optional `mask [B, 1, T]` -> waveform `[B, 1, T * hop]` (zero past the mask).
+
+        `noise [B, 1, T * hop]` (standard normal) replaces the drawn noise: an exported graph has no random
+        generator, and a chunk of a longer render takes its slice of the whole render's noise
+        (`fixed_source_noise`). `start_phase [B]`: see `harmonics`.
+        """
         controls = self.controls(x, mask)
-        wave = self.harmonics(controls.harmonic_amplitudes, f0, mask)
+        wave = self.harmonics(controls.harmonic_amplitudes, f0, mask, start_phase)
         noise_gain = frames_to_samples(hold_last_valid(controls.noise_gain, mask), self.hop_size)  # [B, 1, S]
         # Fresh in training; in eval a fixed sequence, so a render depends on its inputs alone.
-        noise = noise_gain * white_noise(tuple(wave.shape), self.training, wave.device, wave.dtype)
-        return wave + apply_mask(noise, sample_mask(mask, self.hop_size))
+        if noise is None:
+            noise = white_noise(tuple(wave.shape), self.training, wave.device, wave.dtype)
+        return wave + apply_mask(noise_gain * noise, sample_mask(mask, self.hop_size))
+
+
+def fixed_source_noise(shape: tuple[int, ...] | torch.Size, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The eval-mode source noise of a render of `shape` `[B, 1, S]` (`modules.ddsp.core.white_noise`: sample n
+    is the same number in every call): what an exported graph or a chunked render is given to match a whole render."""
+    return white_noise(tuple(shape), False, device, dtype)

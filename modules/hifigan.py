@@ -207,6 +207,7 @@ class HiFiGANGenerator(WaveformDecoder):
         `upsample_initial_channel`, the features after `conv_pre`): one strided conv per stage adds it."""
         self.source = source
         self.uses_f0 = True
+        self.uses_noise = bool(getattr(source, "uses_noise", True))
         self.source_convs = nn.ModuleList()
         channels = self.upsample_initial_channel
         for i in range(len(self.upsample_rates)):
@@ -220,16 +221,26 @@ class HiFiGANGenerator(WaveformDecoder):
                 self.source_convs.append(nn.Conv1d(1, channels, 2 * stride, stride, padding=(stride + 1) // 2))
 
     def decode(
-        self, z: torch.Tensor, mask: torch.Tensor | None = None, g: torch.Tensor | None = None, f0: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        g: torch.Tensor | None = None,
+        f0: torch.Tensor | None = None,
+        source_noise: torch.Tensor | None = None,
+        start_phase: torch.Tensor | None = None,
     ) -> DecoderOutput:
         """`z [B, C_in, T]`, optional frame `mask [B, 1, T]`, `g [B, gin, 1]` -> `DecoderOutput(wav [B, 1, T * hop], source_wav)`
         (zero past the mask). `f0 [B, T]` (Hz, 0 = unvoiced) is required with a source and ignored
-        without; `source_wav` is the source's own waveform (for its loss), None without one."""
+        without; `source_wav` is the source's own waveform (for its loss), None without one.
+        `source_noise [B, 1, T * hop]` and `start_phase [B]` (cycles, float64) go to the source
+        (modules/waveform_decoder.py); None: its drawn noise and phase 0."""
         self.check_f0(z, f0)
         x = self.conv_pre(_masked(z, mask))  # [B, C0, T]
         if self.cond is not None and g is not None:
             x = x + self.cond(g)
-        excitation = None if self.source is None else self.source(x, f0, mask)  # [B, 1, S]
+        excitation = None
+        if self.source is not None:
+            excitation = self.source(x, f0, mask, noise=source_noise, start_phase=start_phase)  # [B, 1, S]
         for i, (up, rate) in enumerate(zip(self.ups, self.upsample_rates)):
             x = up(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))  # [B, C_i / 2, T_i * rate]
             if mask is not None:
@@ -241,6 +252,30 @@ class HiFiGANGenerator(WaveformDecoder):
         # The original uses leaky_relu's default slope (0.01) here, not LRELU_SLOPE.
         x = self.conv_post(_masked(F.leaky_relu(x), mask))  # [B, 1, S]
         return DecoderOutput(_masked(torch.tanh(x), mask), excitation)
+
+    def context_frames(self) -> int:
+        """Latent frames on each side of an output frame that can change it (a bound on the receptive field's radius).
+
+        Summed stage by stage, each convolution's reach converted to frames at its rate, plus the
+        source's (its control projection, the interpolation to samples, its own filters' samples
+        and the strided source convs) and one frame of margin.
+        """
+
+        def reach(conv: nn.Module) -> int:
+            return (conv.kernel_size[0] - 1) * conv.dilation[0] // 2
+
+        radius = float(reach(self.conv_pre))
+        if self.source is not None:
+            source_samples = self.source.context_samples() + max(conv.kernel_size[0] for conv in self.source_convs)
+            radius += reach(self.source.controls_projection) + 1 + source_samples / self.hop_size
+        rate = 1
+        for i, (up, factor) in enumerate(zip(self.ups, self.upsample_rates)):
+            radius += math.ceil(up.kernel_size[0] / factor) / rate  # a transposed conv's output reads ceil(K / stride) inputs
+            rate *= factor
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            radius += max(sum(reach(m) for m in block.modules() if isinstance(m, nn.Conv1d)) for block in blocks) / rate
+        radius += reach(self.conv_post) / rate
+        return math.ceil(radius) + 1
 
     def remove_weight_norm(self) -> None:
         for up in self.ups:

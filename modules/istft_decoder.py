@@ -14,6 +14,11 @@ clipped at 100, phase taken as is). Without it, it is Vocos: Y = R.
 Framing: frame t is centred on samples t * hop + hop / 2 (`n_fft - hop` even), windows beyond the
 mask are left out of the overlap-add and of its normalisation, so a padded batch gives each item
 exactly its samples alone.
+
+Export: ONNX has no complex tensors and PyTorch's exporter cannot write `torch.fft` or `torch.polar`,
+so while exporting (`modules.ddsp.core.export_ops_enabled`) the STFT is a strided convolution with the
+windowed DFT basis and the inverse STFT a transposed convolution with the windowed inverse basis plus
+the same window-square normalisation (as Vocos's ONNX exports do): equal up to float rounding.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from modules.ddsp.core import dft_basis, export_ops_enabled, inverse_dft_basis
 from modules.ddsp.harmonic import harmonic_comb
 from modules.waveform_decoder import DecoderOutput, WaveformDecoder
 
@@ -127,10 +133,47 @@ class ISTFTDecoder(WaveformDecoder):
         pad = (self.n_fft - self.hop_size) // 2
         return (summed / envelope.clamp(min=1e-8))[..., pad : pad + n_frames * self.hop_size]
 
+    def _stft_real(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_stft` as (real, imag) `[B, n_bins, T]`: a strided convolution with the windowed DFT basis."""
+        pad = (self.n_fft - self.hop_size) // 2
+        cos, sin = dft_basis(self.n_fft, self.n_fft, wave.device)  # [n_fft, n_bins]
+        window = self.window.unsqueeze(1)  # [n_fft, 1]
+        kernels = torch.cat([(cos * window).t(), -(sin * window).t()]).unsqueeze(1)  # [2 n_bins, 1, n_fft]
+        out = F.conv1d(F.pad(wave.float(), (pad, pad)), kernels, stride=self.hop_size)
+        return out[:, : self.n_bins], out[:, self.n_bins :]
+
+    def _istft_real(self, real: torch.Tensor, imag: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """`_istft` of `real + i imag` `[B, n_bins, T]`: transposed convolutions with the windowed inverse basis."""
+        n_frames = real.size(2)
+        cos, sin = inverse_dft_basis(self.n_fft, device=real.device)  # [n_bins, n_fft]
+        weights = torch.ones_like(real[:, :1])  # [B, 1, T]
+        if mask is not None:
+            real, imag, weights = real * mask, imag * mask, weights * mask
+        spectrum = torch.cat([real, imag], dim=1)  # [B, 2 n_bins, T]
+        kernels = torch.cat([cos * self.window, -sin * self.window]).unsqueeze(1)  # [2 n_bins, 1, n_fft]
+        summed = F.conv_transpose1d(spectrum, kernels, stride=self.hop_size)
+        envelope = F.conv_transpose1d(weights, self.window.square().view(1, 1, -1), stride=self.hop_size)
+        pad = (self.n_fft - self.hop_size) // 2
+        return (summed / envelope.clamp(min=1e-8))[..., pad : pad + n_frames * self.hop_size]
+
+    def context_frames(self) -> int:
+        """Frames on each side that can change an output frame: the embedding and block convolutions,
+        the STFT windows reaching into neighbouring frames (twice: the comb's STFT and the inverse), one of margin."""
+        reach = self.embed.kernel_size[0] // 2 + sum(block.depthwise.kernel_size[0] // 2 for block in self.blocks)
+        return reach + 2 * -(-self.n_fft // self.hop_size) + 1
+
     def decode(
-        self, z: torch.Tensor, mask: torch.Tensor | None = None, g: torch.Tensor | None = None, f0: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        g: torch.Tensor | None = None,
+        f0: torch.Tensor | None = None,
+        source_noise: torch.Tensor | None = None,
+        start_phase: torch.Tensor | None = None,
     ) -> DecoderOutput:
-        """`z [B, C_in, T]`, `mask [B, 1, T]`, `g [B, gin, 1]`, `f0 [B, T]` Hz -> `DecoderOutput(wav [B, 1, T * hop], None)`."""
+        """`z [B, C_in, T]`, `mask [B, 1, T]`, `g [B, gin, 1]`, `f0 [B, T]` Hz -> `DecoderOutput(wav [B, 1, T * hop], None)`.
+        `start_phase [B]` (float64 cycles): the comb's phase before the first sample; `source_noise` is
+        ignored (this decoder draws no noise)."""
         self.check_f0(z, f0)
         x = self.embed(_masked(z, mask))  # [B, C, T]
         if self.cond is not None and g is not None:
@@ -141,12 +184,21 @@ class ISTFTDecoder(WaveformDecoder):
         out = self.head(self.final_norm(x.transpose(1, 2))).transpose(1, 2).float()  # [B, outputs * n_bins, T]
         log_magnitude, phase = out[:, : self.n_bins], out[:, self.n_bins : 2 * self.n_bins]
         magnitude = torch.exp(log_magnitude).clamp(max=MAX_MAGNITUDE)
-        spectrum = torch.polar(magnitude, phase)  # R
+        comb = gain = None
         if self.uses_f0:
             gain = torch.exp(out[:, 2 * self.n_bins :].clamp(max=10.0))  # H, a learnt per-bin envelope
-            comb = harmonic_comb(f0, self.sample_rate, self.hop_size, mask, COMB_AMPLITUDE)  # [B, 1, T * hop]
-            spectrum = spectrum + gain * self._stft(comb)
-        wav = self._istft(spectrum, mask)
+            comb = harmonic_comb(f0, self.sample_rate, self.hop_size, mask, COMB_AMPLITUDE, initial_cycles=start_phase)  # [B, 1, T * hop]
+        if export_ops_enabled():  # real arithmetic only (see the module docstring)
+            real, imag = magnitude * torch.cos(phase), magnitude * torch.sin(phase)
+            if comb is not None:
+                comb_real, comb_imag = self._stft_real(comb)
+                real, imag = real + gain * comb_real, imag + gain * comb_imag
+            wav = self._istft_real(real, imag, mask)
+        else:
+            spectrum = torch.polar(magnitude, phase)  # R
+            if comb is not None:
+                spectrum = spectrum + gain * self._stft(comb)
+            wav = self._istft(spectrum, mask)
         if mask is not None:
             wav = wav * torch.repeat_interleave(mask, self.hop_size, dim=2)
         return DecoderOutput(wav.to(z.dtype), None)

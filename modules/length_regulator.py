@@ -19,17 +19,21 @@ def alignment_path(phone_frames: torch.Tensor, n_frames: int | None = None) -> t
     """
     if phone_frames.dim() != 2:
         raise ValueError(f"phone_frames must be [B, P], got shape {tuple(phone_frames.shape)}")
-    if bool((phone_frames < 0).any()):
+    # An exported graph cannot branch on values: there the caller passes n_frames, and the checks
+    # (which read the data) stay in eager code.
+    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    if not tracing and bool((phone_frames < 0).any()):
         raise ValueError("phone_frames must be non-negative")
     phone_frames = phone_frames.long()
     ends = torch.cumsum(phone_frames, dim=1)  # [B, P] exclusive end frame of each phoneme
     starts = ends - phone_frames  # [B, P]
-    totals = ends[:, -1] if phone_frames.size(1) > 0 else torch.zeros_like(phone_frames[:, 0])
-    longest = int(totals.max()) if totals.numel() > 0 else 0
-    if n_frames is None:
-        n_frames = longest
-    elif n_frames < longest:
-        raise ValueError(f"n_frames={n_frames} is shorter than the longest item ({longest} frames)")
+    if n_frames is None or not tracing:
+        totals = ends[:, -1] if phone_frames.size(1) > 0 else torch.zeros_like(phone_frames[:, 0])
+        longest = int(totals.max()) if totals.numel() > 0 else 0
+        if n_frames is None:
+            n_frames = longest
+        elif n_frames < longest:
+            raise ValueError(f"n_frames={n_frames} is shorter than the longest item ({longest} frames)")
     frames = torch.arange(n_frames, device=phone_frames.device).view(1, 1, n_frames)  # [1, 1, T]
     path = (frames >= starts.unsqueeze(-1)) & (frames < ends.unsqueeze(-1))  # [B, P, T]
     return path

@@ -179,6 +179,17 @@ class VISingerInferOutput:
     frame_lengths: torch.Tensor  # [B] = phone_frames.sum(1)
 
 
+@dataclass(frozen=True)
+class VISingerLatent:
+    """What the decoder reads at inference (`infer_latent`)."""
+
+    z: torch.Tensor  # [B, inter, T] latent after the reverse flow (zero past frame_lengths)
+    f0_condition: torch.Tensor  # [B, T] the F0 (Hz) that conditioned the prior: the decoder's F0
+    f0_pred: torch.Tensor  # [B, T] predicted F0 in Hz (0 where predicted unvoiced or padded)
+    frame_mask: torch.Tensor  # [B, 1, T]
+    frame_lengths: torch.Tensor  # [B] = phone_frames.sum(1)
+
+
 class VISingerGenerator(nn.Module):
     """Score -> waveform. Arguments mirror `VISingerGeneratorConfig` field by field (see there)."""
 
@@ -389,22 +400,52 @@ class VISingerGenerator(nn.Module):
         `T = max(phone_frames.sum(1))`; `noise_scale` scales the prior sample (0 = its mean).
         Call `.eval()` first to turn dropout off.
         """
-        frame_lengths = phone_frames.long().sum(1)
-        n_frames = int(frame_lengths.max())
+        latent = self.infer_latent(phone_ids, note_pitch, note_dur, slur, phone_frames, phone_lengths, speaker_id, noise_scale, f0)
         g = self._speaker_condition(speaker_id)
+        wav = self.decoder(latent.z, latent.frame_mask, g, f0=latent.f0_condition)  # [B, 1, T * hop]
+        f0_pred, frame_mask, frame_lengths = latent.f0_pred, latent.frame_mask, latent.frame_lengths
+        return VISingerInferOutput(wav=wav, f0_pred=f0_pred, frame_mask=frame_mask, frame_lengths=frame_lengths)
+
+    def infer_latent(
+        self,
+        phone_ids: torch.Tensor,
+        note_pitch: torch.Tensor,
+        note_dur: torch.Tensor,
+        slur: torch.Tensor,
+        phone_frames: torch.Tensor,
+        phone_lengths: torch.Tensor,
+        speaker_id: torch.Tensor | None = None,
+        noise_scale: float | torch.Tensor = 0.667,
+        f0: torch.Tensor | None = None,
+        prior_noise: torch.Tensor | None = None,
+    ) -> VISingerLatent:
+        """Score -> what the decoder reads: the latent `z` after the reverse flow and the F0 that conditions it.
+
+        `f0 [B, T]` (Hz) replaces the prediction where it is not NaN. `prior_noise [B, inter, T]`
+        (standard normal) is the prior sample's noise, drawn from the global generator when None
+        (as `infer`); given, its length is `T` (at least `max(phone_frames.sum(1))`), which is how an
+        exported graph learns `T` without reading the data (modules/export_graphs.py).
+        """
+        frame_lengths = phone_frames.long().sum(1)
+        n_frames = int(frame_lengths.max()) if prior_noise is None else prior_noise.size(2)
         frame_mask = length_mask(frame_lengths, n_frames)  # [B, 1, T]
         h, pitch_frames = self._frame_encoding(phone_ids, note_pitch, note_dur, slur, phone_frames, phone_lengths, n_frames)
         f0_prediction = self.f0_predictor(h, pitch_frames, frame_mask)
         f0_pred = predicted_f0_hz(f0_prediction.log_f0, f0_prediction.uv_logit) * frame_mask.squeeze(1)  # [B, T]
         if f0 is not None and f0.shape != f0_pred.shape:
             raise ValueError(f"f0 override must be [B, T] = {tuple(f0_pred.shape)}, got {tuple(f0.shape)}")
-        condition = f0_pred if f0 is None else f0 * frame_mask.squeeze(1)
+        condition = f0_pred if f0 is None else torch.where(torch.isnan(f0), f0_pred, f0) * frame_mask.squeeze(1)
         prior = self.frame_prior(h, condition, frame_mask)
+        if prior_noise is None:
+            prior_noise = torch.randn_like(prior.mean)
         # z_p ~ N(m_p, (noise_scale * exp(logs_p))^2), then back through the flow to the posterior space.
-        z_p = (prior.mean + torch.randn_like(prior.mean) * torch.exp(prior.log_scale) * noise_scale) * frame_mask
-        z = self.flow(z_p, frame_mask, g, reverse=True).z
-        wav = self.decoder(z, frame_mask, g, f0=condition)  # [B, 1, T * hop]
-        return VISingerInferOutput(wav=wav, f0_pred=f0_pred, frame_mask=frame_mask, frame_lengths=frame_lengths)
+        z_p = (prior.mean + prior_noise * torch.exp(prior.log_scale) * noise_scale) * frame_mask
+        z = self.flow(z_p, frame_mask, self._speaker_condition(speaker_id), reverse=True).z
+        return VISingerLatent(z, condition, f0_pred, frame_mask, frame_lengths)
+
+    def speaker_condition(self, speaker_id: torch.Tensor | None) -> torch.Tensor | None:
+        """`[B]` ids -> the decoder's and flow's condition `g [B, gin, 1]` (None for one speaker)."""
+        return self._speaker_condition(speaker_id)
 
     @torch.no_grad()
     def infer_from_posterior(

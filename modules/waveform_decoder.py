@@ -1,7 +1,9 @@
 """The contract every waveform decoder keeps (VISinger's `model.decoder`: hifigan, nsf_hifigan, ddsp, istft).
 
-    decode(z [B, C, T], mask [B, 1, T] | None, g [B, gin, 1] | None, f0 [B, T] | None) -> DecoderOutput
+    decode(z [B, C, T], mask [B, 1, T] | None, g [B, gin, 1] | None, f0 [B, T] | None,
+           source_noise [B, 1, T * hop] | None, start_phase [B] | None) -> DecoderOutput
     forward(...) -> DecoderOutput.wav
+    context_frames() -> int
 
 - `wav [B, 1, T * hop]`, exactly one hop of samples per frame, zero past the mask; a padded batch
   gives each item the samples it gets alone (in eval mode, where noise is a fixed sequence).
@@ -9,6 +11,14 @@
   training, the predicted one at inference); decoders that do not use it ignore it.
 - `source_wav [B, 1, T * hop]` is an auxiliary waveform the task trains with its own loss (the
   harmonic excitation of `nsf_hifigan`, the DDSP synthesiser's output of `ddsp`); None otherwise.
+- `source_noise` (standard normal, `uses_noise` decoders) replaces the noise the decoder draws (in eval
+  mode the fixed sequence `modules.ddsp.core.white_noise`), and `start_phase` (float64 cycles, `uses_f0`
+  decoders) is the harmonic phase before the first sample (default 0): an exported graph has no random
+  generator, and a chunk of a longer render takes its slice of the noise and the phase the whole render
+  has there (`inference.backends.decode_chunks`). Left None, the render is exactly the usual one.
+- `context_frames()`: latent frames on each side of an output frame that can change it (a bound on
+  the receptive field): a chunk decoded with that many extra frames on both sides, then dropped,
+  equals the whole render up to float rounding (what streaming relies on).
 - `remove_weight_norm()` folds weight norm for export (a no-op for decoders without it).
 """
 from __future__ import annotations
@@ -29,10 +39,20 @@ class WaveformDecoder(nn.Module):
 
     hop_size: int
     uses_f0: bool = False
+    uses_noise: bool = False  # reads `source_noise`
 
     def decode(
-        self, z: torch.Tensor, mask: torch.Tensor | None = None, g: torch.Tensor | None = None, f0: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        g: torch.Tensor | None = None,
+        f0: torch.Tensor | None = None,
+        source_noise: torch.Tensor | None = None,
+        start_phase: torch.Tensor | None = None,
     ) -> DecoderOutput:
+        raise NotImplementedError
+
+    def context_frames(self) -> int:
         raise NotImplementedError
 
     def forward(

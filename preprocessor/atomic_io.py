@@ -82,9 +82,14 @@ def write_text_atomic(path: Path | str, text: str, mode: int | None = None) -> N
         tmp.write_text(text, encoding="utf-8")
 
 
+def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] (clipped) -> int16 samples, as every wav this project writes stores them."""
+    return np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
 def write_wav_atomic(path: Path | str, audio: np.ndarray, sample_rate: int) -> None:
     """16-bit PCM wav of float audio in [-1, 1] (clipped)."""
-    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+    pcm = float_to_pcm16(audio)
     with atomic_path(path) as tmp:
         sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format="WAV")
 

@@ -164,8 +164,28 @@ class SignalChain(nn.Module):
         """`{control name: channels}` of every `controls.<name>` the chain reads, in first-use order."""
         return dict(self._controls)
 
-    def forward(self, controls: Mapping[str, torch.Tensor], f0: torch.Tensor, mask: torch.Tensor | None = None) -> ChainOutput:
-        """`controls {name: [B, C, T]}` (raw), `f0 [B, T]` Hz, `mask [B, 1, T]` -> `ChainOutput`."""
+    def uses_noise(self) -> bool:
+        """Whether a component draws noise (a `filtered_noise`), which `forward(noise=...)` can fix."""
+        return any(isinstance(p, FilteredNoise) for p in self.processors.values())
+
+    def context_samples(self) -> int:
+        """Samples on each side of an output sample that can change it (filters and rooms in series add up)."""
+        return sum(int(getattr(p, "context_samples", lambda: 0)()) for p in self.processors.values())
+
+    def forward(
+        self,
+        controls: Mapping[str, torch.Tensor],
+        f0: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        start_phase: torch.Tensor | None = None,
+    ) -> ChainOutput:
+        """`controls {name: [B, C, T]}` (raw), `f0 [B, T]` Hz, `mask [B, 1, T]` -> `ChainOutput`.
+
+        `noise [B, 1, T * hop]` (standard normal) is what every `filtered_noise` filters instead of its
+        drawn noise (in eval mode they all draw the same fixed sequence, so this is the same render when
+        given that sequence); `start_phase [B]` (float64 cycles) starts every `harmonic` component's phase
+        there. Both serve an exported graph and a render in chunks."""
         missing = set(self._controls) - set(controls)
         if missing:
             raise ValueError(f"signal chain needs controls {sorted(missing)}; got {sorted(controls)}")
@@ -184,6 +204,10 @@ class SignalChain(nn.Module):
             for port, kind in processor.PORTS.items():
                 sources = _sources(spec.inputs[port])
                 kwargs[port] = [resolve(s) for s in sources] if kind == "audio_list" else resolve(sources[0])
+            if noise is not None and isinstance(processor, FilteredNoise):
+                kwargs["noise"] = noise
+            if start_phase is not None and isinstance(processor, HarmonicSynth):
+                kwargs["start_phase"] = start_phase
             signals[spec.name] = processor(**kwargs, mask=mask)
         return ChainOutput(signals[self.output], signals)
 

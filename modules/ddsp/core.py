@@ -6,7 +6,9 @@ Shapes: frame-rate tensors are `[B, C, T]` with a frame mask `[B, 1, T]`; sample
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 from torch.nn import functional as F
@@ -72,11 +74,92 @@ def check_scale(scale: str) -> None:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
 
 
+# ---- export-friendly equivalents of the FFT ops -------------------------------------------------------
+# ONNX (opset 17) has no complex tensors, and PyTorch's exporter cannot write `torch.fft.*` or
+# `torch.polar`. While a graph is exported (or inside `export_ops()`), the processors compute the same
+# transforms as matrix products with a fixed DFT basis, overlap-adds as transposed convolutions and FFT
+# convolutions as direct ones: the same results up to float rounding (tests/modules/ddsp/test_export_ops.py),
+# at a cost that only matters for long kernels. Eager inference keeps the FFT ops (bit-identical renders).
+_FORCE_EXPORT_OPS = [False]
+
+
+def export_ops_enabled() -> bool:
+    """True while exporting to ONNX (or inside `export_ops()`): use the DFT-matmul paths."""
+    return _FORCE_EXPORT_OPS[0] or torch.onnx.is_in_onnx_export()
+
+
+@contextlib.contextmanager
+def export_ops() -> Iterator[None]:
+    """Run the export paths eagerly (to compare them with the FFT ones)."""
+    previous = _FORCE_EXPORT_OPS[0]
+    _FORCE_EXPORT_OPS[0] = True
+    try:
+        yield
+    finally:
+        _FORCE_EXPORT_OPS[0] = previous
+
+
+def dft_basis(n_in: int, n_fft: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """`cos, sin [n_in, n_fft // 2 + 1]` of `2 pi k n / n_fft` (float64 angles, float32 values): `x @ cos - i x @ sin`
+    is `torch.fft.rfft(x, n_fft)` for `x [..., n_in]` (n_in <= n_fft: zero-padded)."""
+    n = torch.arange(n_in, dtype=torch.float64).unsqueeze(1)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64).unsqueeze(0)
+    angle = 2 * math.pi * torch.remainder(n * k, n_fft) / n_fft
+    return torch.cos(angle).float().to(device), torch.sin(angle).float().to(device)
+
+
+def inverse_dft_basis(n_fft: int, n_out: int | None = None, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """`cos, sin [n_fft // 2 + 1, n_out]` such that `(re @ cos - im @ sin)` is `torch.fft.irfft(re + i im, n_fft)[..., :n_out]`
+    (the Hermitian weights 1, 2, ..., 2(, 1) and the 1 / n_fft folded in)."""
+    n_out = n_fft if n_out is None else n_out
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64).unsqueeze(1)
+    n = torch.arange(n_out, dtype=torch.float64).unsqueeze(0)
+    weight = torch.full((n_fft // 2 + 1, 1), 2.0, dtype=torch.float64)
+    weight[0] = 1.0
+    if n_fft % 2 == 0:
+        weight[-1] = 1.0
+    angle = 2 * math.pi * torch.remainder(k * n, n_fft) / n_fft
+    return (torch.cos(angle) * weight / n_fft).float().to(device), (torch.sin(angle) * weight / n_fft).float().to(device)
+
+
+def real_dft(x: torch.Tensor, n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`torch.fft.rfft(x, n_fft)` as `(real, imag)` `[..., n_fft // 2 + 1]`, by a matrix product."""
+    cos, sin = dft_basis(int(x.shape[-1]), n_fft, x.device)  # a fixed size (hop, window): a constant of the graph
+    x = x.float()
+    return x @ cos, -(x @ sin)
+
+
+def inverse_real_dft(real: torch.Tensor, imag: torch.Tensor | None, n_fft: int, n_out: int | None = None) -> torch.Tensor:
+    """`torch.fft.irfft(real + i imag, n_fft)[..., :n_out]` by a matrix product (`imag` None: zero)."""
+    cos, sin = inverse_dft_basis(n_fft, n_out, real.device)
+    out = real.float() @ cos
+    return out if imag is None else out - imag.float() @ sin
+
+
+def overlap_add(frames: torch.Tensor, hop_size: int) -> torch.Tensor:
+    """`frames [B, T, L]` -> `[B, 1, (T - 1) * hop + L]`, frame t added at sample t * hop (`F.fold`'s overlap-add,
+    as a transposed convolution with an identity kernel)."""
+    length = int(frames.shape[-1])  # a fixed size (a frame's length): a constant of the graph
+    eye = torch.eye(length, dtype=frames.dtype, device=frames.device).unsqueeze(1)  # [L, 1, L]
+    return F.conv_transpose1d(frames.transpose(1, 2), eye, stride=hop_size)
+
+
+def direct_convolve(signal: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """`fft_convolve` for a shared `kernel [K]` as a direct causal convolution (each channel alone)."""
+    batch, channels, length = signal.shape
+    flipped = kernel.float().flip(-1).view(1, 1, -1)
+    out = F.conv1d(F.pad(signal.float().reshape(batch * channels, 1, length), (kernel.size(-1) - 1, 0)), flipped)
+    return out.reshape(batch, channels, length).to(signal.dtype)
+
+
 def fft_convolve(signal: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Causal linear convolution of `signal [B, C, S]` with `kernel [K]` (or `[B, C, K]`), cut to `S` samples.
 
     Output sample n depends on input samples <= n only, so padding after an item never reaches it.
+    A shared kernel is convolved directly in the export paths (`export_ops_enabled`).
     """
+    if kernel.dim() == 1 and export_ops_enabled():
+        return direct_convolve(signal, kernel)
     length = signal.size(-1) + kernel.size(-1) - 1
     n_fft = 1 << (length - 1).bit_length()
     spectrum = torch.fft.rfft(signal.float(), n_fft) * torch.fft.rfft(kernel.float(), n_fft)

@@ -18,13 +18,27 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from modules.ddsp.core import apply_mask, check_scale, hold_last_valid, sample_mask, scale_control, white_noise
+from modules.ddsp.core import (
+    apply_mask,
+    check_scale,
+    export_ops_enabled,
+    hold_last_valid,
+    inverse_real_dft,
+    overlap_add,
+    real_dft,
+    sample_mask,
+    scale_control,
+    white_noise,
+)
 
 
 def frequency_impulse_response(magnitudes: torch.Tensor, window_size: int) -> torch.Tensor:
     """`magnitudes [..., n_bands]` (>= 0, 0 Hz .. Nyquist) -> linear-phase impulse responses `[..., window_size]`,
     centred at `window_size // 2` and Hann-windowed (window_size <= 2 * (n_bands - 1))."""
-    impulse = torch.fft.irfft(magnitudes.float().to(torch.complex64))  # zero phase, [..., 2 * (n_bands - 1)], peak at 0
+    if export_ops_enabled():  # the same inverse DFT as a matrix product (modules/ddsp/core.py)
+        impulse = inverse_real_dft(magnitudes, None, 2 * (magnitudes.size(-1) - 1))
+    else:
+        impulse = torch.fft.irfft(magnitudes.float().to(torch.complex64))  # zero phase, [..., 2 * (n_bands - 1)], peak at 0
     full = impulse.size(-1)
     if window_size > full:
         raise ValueError(f"window_size {window_size} exceeds the filter length 2 * (n_bands - 1) = {full}")
@@ -77,19 +91,32 @@ class FilteredNoise(nn.Module):
         noise_frames = noise.reshape(batch, frames, hop)  # [B, T, hop]
         length = hop + window - 1  # one frame's full convolution
         n_fft = 1 << (length - 1).bit_length()
-        filtered = torch.fft.irfft(torch.fft.rfft(noise_frames.float(), n_fft) * torch.fft.rfft(impulse, n_fft), n_fft)[..., :length]
-        # Overlap-add: frame t's `length` samples start at t * hop. fold wants [B, L, T] -> [B, 1, 1, (T - 1) * hop + L].
         total = (frames - 1) * hop + length
-        summed = F.fold(filtered.transpose(1, 2), output_size=(1, total), kernel_size=(1, length), stride=(1, hop)).reshape(batch, 1, total)
+        if export_ops_enabled():  # DFT matrix products and a transposed-conv overlap-add (modules/ddsp/core.py)
+            noise_re, noise_im = real_dft(noise_frames, n_fft)
+            ir_re, ir_im = real_dft(impulse, n_fft)
+            filtered = inverse_real_dft(noise_re * ir_re - noise_im * ir_im, noise_re * ir_im + noise_im * ir_re, n_fft, length)
+            summed = overlap_add(filtered, hop)
+        else:
+            filtered = torch.fft.irfft(torch.fft.rfft(noise_frames.float(), n_fft) * torch.fft.rfft(impulse, n_fft), n_fft)[..., :length]
+            # Overlap-add: frame t's `length` samples start at t * hop. fold wants [B, L, T] -> [B, 1, 1, (T - 1) * hop + L].
+            summed = F.fold(filtered.transpose(1, 2), output_size=(1, total), kernel_size=(1, length), stride=(1, hop)).reshape(batch, 1, total)
         start = window // 2  # the centring delay
         return summed[..., start : start + frames * hop].to(noise.dtype)
 
-    def forward(self, magnitudes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw `magnitudes [B, n_bands, T]`, `mask [B, 1, T]` -> `[B, 1, T * hop]`, zero past the mask."""
+    def context_samples(self) -> int:
+        """Samples on each side of an output sample that its filter reaches (the centred FIR's length, a bound)."""
+        return self.window_size
+
+    def forward(self, magnitudes: torch.Tensor, mask: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw `magnitudes [B, n_bands, T]`, `mask [B, 1, T]` -> `[B, 1, T * hop]`, zero past the mask.
+        `noise [B, 1, T * hop]` (standard normal): filtered instead of the drawn noise (an exported graph, a chunk)."""
         if magnitudes.dim() != 3 or magnitudes.size(1) != self.n_bands:
             raise ValueError(f"need magnitudes [B, {self.n_bands}, T], got {tuple(magnitudes.shape)}")
         envelope = hold_last_valid(scale_control(magnitudes + self.initial_bias, self.scale), mask)
         batch, _, frames = magnitudes.shape
         samples = sample_mask(mask, self.hop_size)
-        noise = apply_mask(white_noise((batch, 1, frames * self.hop_size), self.training, magnitudes.device), samples)
+        if noise is None:
+            noise = white_noise((batch, 1, frames * self.hop_size), self.training, magnitudes.device)
+        noise = apply_mask(noise, samples)
         return apply_mask(self.filter_noise(noise, envelope), samples)

@@ -116,22 +116,36 @@ class HarmonicSynth(nn.Module):
         shares = normalize_harmonic_distribution(scale_control(distribution, self.scale), f0, self.sample_rate)
         return overall * shares
 
-    def forward(self, amplitude: torch.Tensor, distribution: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw controls at frame rate + `f0 [B, T]` Hz + `mask [B, 1, T]` -> `[B, 1, T * hop]`, zero past the mask."""
+    def forward(
+        self, amplitude: torch.Tensor, distribution: torch.Tensor, f0: torch.Tensor, mask: torch.Tensor | None = None, start_phase: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Raw controls at frame rate + `f0 [B, T]` Hz + `mask [B, 1, T]` -> `[B, 1, T * hop]`, zero past the mask.
+        `start_phase [B]` (float64 cycles): the phase before the first sample (`harmonic_synthesis`'s `initial_cycles`)."""
         amplitudes = self.harmonic_amplitudes(amplitude, distribution, f0)
-        return harmonic_synthesis(amplitudes, f0, self.sample_rate, self.hop_size, mask)
+        return harmonic_synthesis(amplitudes, f0, self.sample_rate, self.hop_size, mask, initial_cycles=start_phase)
 
 
-def harmonic_comb(f0: torch.Tensor, sample_rate: int, hop_size: int, mask: torch.Tensor | None = None, amplitude: float = 1.0) -> torch.Tensor:
+def harmonic_comb(
+    f0: torch.Tensor,
+    sample_rate: int,
+    hop_size: int,
+    mask: torch.Tensor | None = None,
+    amplitude: float = 1.0,
+    initial_cycles: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Every harmonic below Nyquist at the same `amplitude`: `f0 [B, T]` Hz -> `[B, 1, T * hop]` (a band-limited pulse train).
 
     Equal to `harmonic_synthesis` with all amplitudes `amplitude`, but in closed form (the Dirichlet
     sum `Σ_{k=1..K} sin kθ = sin(Kθ/2) sin((K+1)θ/2) / sin(θ/2)`, K = harmonics below Nyquist in the
     frame), so its cost does not grow with the number of harmonics: the cheap excitation of a decoder
     whose network shapes the spectrum itself (the `istft` decoder filters it per STFT bin).
+    `initial_cycles [B]` (float64): the phase before the first sample, as in `harmonic_synthesis`.
     """
     f0_samples = hold_frames(f0.float().unsqueeze(1), hop_size)  # [B, 1, S]
-    cycles = torch.remainder(torch.cumsum(f0_samples.double() / sample_rate, dim=2), 1.0)
+    cycles = torch.cumsum(f0_samples.double() / sample_rate, dim=2)
+    if initial_cycles is not None:
+        cycles = cycles + initial_cycles.double().reshape(-1, 1, 1)
+    cycles = torch.remainder(cycles, 1.0)
     theta = (2 * math.pi * cycles).float()
     # K: the largest k with k * f0 < Nyquist (0 when unvoiced).
     count = torch.ceil((sample_rate / 2) / f0_samples.clamp(min=1e-3)) - 1

@@ -56,6 +56,10 @@ class LearntReverb(nn.Module):
             return self.ir
         return torch.cat([self.ir.new_zeros(1), self.ir[1:]])
 
+    def context_samples(self) -> int:
+        """Samples before an output sample that can change it (the room's length; it hears nothing ahead)."""
+        return int(self.ir.numel())
+
     def forward(self, audio: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """`audio [B, 1, S]`, frame `mask [B, 1, T]` (S = T * hop) -> `[B, 1, S]`, zero past the mask."""
         samples = sample_mask(mask, self.hop_size)
