@@ -11,7 +11,8 @@ the start, `ru_maxrss` its own):
   one untimed warm-up, median real-time factor of `--repeats` calls, per backend and thread count;
 - time to first audio on a `--long_seconds` score (2 threads, or the largest of `--threads`): without
   streaming the first audio is the whole song (`synthesize`); with streaming, the first
-  `AudioChunk` of `SingingSynthesizer.stream(chunk_frames=--chunk_frames)`;
+  `AudioChunk` of `SingingSynthesizer.stream(plan, chunk_frames=--chunk_frames).chunks()` (the plan,
+  i.e. the front end, is inside the timed span in both);
 - parity: max |wav| difference of onnxruntime vs torch on the `--seconds` score (same seed, so the
   same noise), and of the streamed vs the whole render (torch).
 Peak RSS is the whole process's (Python, torch, onnxruntime, the model).
@@ -75,7 +76,7 @@ def worker(case: dict) -> dict:
         notes = synthetic_score(case["seconds"])
         torch_wav = torch_synth.synthesize(notes, seed=0).wav
         onnx_wav = onnx_synth.synthesize(notes, seed=0).wav
-        streamed = np.concatenate([c.wav for c in torch_synth.stream(notes, seed=0, chunk_frames=case["chunk_frames"])])
+        streamed = np.concatenate([c.wav for c in torch_synth.stream(torch_synth.plan(notes), seed=0, chunk_frames=case["chunk_frames"]).chunks()])
         return {"onnx_vs_torch": float(np.abs(onnx_wav - torch_wav).max()), "stream_vs_whole": float(np.abs(streamed - torch_wav).max()),
                 "peak_abs": float(np.abs(torch_wav).max())}  # fmt: skip
     synthesizer = _synthesizer(case["config"], case["backend"], case["onnx_dir"], case["threads"])
@@ -94,7 +95,7 @@ def worker(case: dict) -> dict:
     synthesizer.synthesize(synthetic_score(3.0), seed=0)  # warm the backend up on another score
     started = time.perf_counter()
     if case["stream"]:
-        chunks = synthesizer.stream(notes, seed=0, chunk_frames=case["chunk_frames"])
+        chunks = synthesizer.stream(synthesizer.plan(notes), seed=0, chunk_frames=case["chunk_frames"]).chunks()
         first = next(chunks)
         first_audio = time.perf_counter() - started
         first_seconds = len(first.wav) / synthesizer.sample_rate

@@ -276,26 +276,22 @@ def check_parity(out_dir: Path, kind: str, models: tuple, sample_rate: int, hop_
 # ---- loading and the pack --------------------------------------------------------------------------------
 
 
-def main() -> int:
-    args = build_parser().parse_args()
-    from inference.synthesis import limit_onednn_primitive_cache
-
-    limit_onednn_primitive_cache()
+def export_pack(source_path: Path, vocoder_path: Path | None, out: Path, opset: int = DEFAULT_OPSET) -> tuple[Path, str, float]:
+    """Export the singer at `source_path` (with `vocoder_path` for an acoustic model) as the pack folder `out`,
+    written atomically (model_io's pack files, the graphs, the manifest); returns (out, kind, the parity check's
+    max |wav difference|). A parity check over `PARITY_TOLERANCE` fails the export and leaves nothing behind."""
     from inference.api import Singer
     from inference.pair import AcousticVocoderPair
-    from model_io.checkpoint_file import work_dir_for
     from model_io.pack import is_pack_folder, write_pack_files
     from preprocessor.atomic_io import write_folder_atomically
 
-    if args.opset < MIN_OPSET:
-        raise UserInputError(f"--opset {args.opset}: the graphs need opset {MIN_OPSET} or later; pass --opset {MIN_OPSET}")
+    if opset < MIN_OPSET:
+        raise UserInputError(f"--opset {opset}: the graphs need opset {MIN_OPSET} or later; pass --opset {MIN_OPSET}")
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as error:
         raise UserInputError(f"export needs {error.name}: pip install onnx==1.23.2 onnxruntime==1.31.1 (the pins of requirements.txt)") from None
-    source_path = args.ckpt if args.ckpt is not None else work_dir_for(args.exp_name, args.work_dir_root)
-    vocoder_path = work_dir_for(args.vocoder_exp, args.work_dir_root) if args.vocoder_exp else args.vocoder_ckpt
     # The one loader decides what the file holds (VISinger alone, or an acoustic model that needs a vocoder).
     singer = Singer.load(source_path, vocoder=vocoder_path, device="cpu")
     if isinstance(singer.model, AcousticVocoderPair):
@@ -307,15 +303,28 @@ def main() -> int:
     results: dict[str, Any] = {}
 
     def write(partial: Path) -> None:
-        write_pack_files(singer.saved, partial, args.out.name)  # model.pt + README.md: the torch backend reads the same folder
-        export_graphs(kind, models, audio.sample_rate, audio.hop_size, partial, args.opset, source)
+        write_pack_files(singer.saved, partial, Path(out).name)  # model.pt + README.md: the torch backend reads the same folder
+        export_graphs(kind, models, audio.sample_rate, audio.hop_size, partial, opset, source)
         results["difference"] = check_parity(partial, kind, models, audio.sample_rate, audio.hop_size)
         if results["difference"] > PARITY_TOLERANCE:
             raise RuntimeError(f"onnxruntime and torch differ by {results['difference']:.2e} (> {PARITY_TOLERANCE:g}) on the test phrase")
 
-    out = write_folder_atomically(args.out, write, is_pack_folder)
-    print(f"exported {source} ({kind}) -> {out}: model.pt, README.md, acoustic.onnx, decoder.onnx, onnx_manifest.json (opset {args.opset})")
-    print(f"checked: onnxruntime vs torch on a test phrase, max |wav difference| {results['difference']:.2e}")
+    written = write_folder_atomically(Path(out), write, is_pack_folder)
+    return written, kind, results["difference"]
+
+
+def main() -> int:
+    args = build_parser().parse_args()
+    from inference.synthesis import limit_onednn_primitive_cache
+
+    limit_onednn_primitive_cache()
+    from model_io.checkpoint_file import work_dir_for
+
+    source_path = args.ckpt if args.ckpt is not None else work_dir_for(args.exp_name, args.work_dir_root)
+    vocoder_path = work_dir_for(args.vocoder_exp, args.work_dir_root) if args.vocoder_exp else args.vocoder_ckpt
+    out, kind, difference = export_pack(source_path, vocoder_path, args.out, args.opset)
+    print(f"exported {source_path} ({kind}) -> {out}: model.pt, README.md, acoustic.onnx, decoder.onnx, onnx_manifest.json (opset {args.opset})")
+    print(f"checked: onnxruntime vs torch on a test phrase, max |wav difference| {difference:.2e}")
     return 0
 
 
