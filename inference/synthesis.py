@@ -429,26 +429,40 @@ class SingingSynthesizer:
             return
         half = self.piece_overlap_frames // 2
         fade = np.linspace(0.0, 1.0, 2 * half * hop, endpoint=False, dtype=np.float32)
+        fade_out = fade[::-1]
         pending = np.zeros(0, dtype=np.float32)  # the previous piece's faded-out end, added to this one's start
         for number, piece in enumerate(pieces):
-            piece_f0 = None if f0 is None else f0[:, piece.window_start : piece.window_end]
-            piece_inputs = slice_phone_inputs(inputs, piece.window_start, piece.window_end)
-            window = piece.window_end - piece.window_start
-            sung, chunks = self._render_window(piece_inputs, piece_f0, speaker_id, noise_scale, chunk_frames, 0, window, timings)
-            wav = np.concatenate([decoded.wav for decoded in chunks])
-            phrase_f0[piece.core_start : piece.core_end] = sung[piece.core_start - piece.window_start : piece.core_end - piece.window_start]
             first, last = number == 0, number == len(pieces) - 1
             start = piece.core_start if first else piece.core_start - half  # frames of the phrase this piece writes
             end = piece.core_end if last else piece.core_end + half
-            audio = wav[(start - piece.window_start) * hop : (end - piece.window_start) * hop].copy()
-            if not first:
-                audio[: len(fade)] = audio[: len(fade)] * fade + pending  # the two ramps over a cross-fade add up to one
-            if not last:
-                audio[len(audio) - len(fade) :] *= fade[::-1]
-                pending, audio, end = audio[len(audio) - len(fade) :], audio[: len(audio) - len(fade)], end - 2 * half
-            kept_start, kept_end = max(start, keep_start), min(end, keep_end)  # drop the trims
-            if kept_end > kept_start:
-                yield DecodedChunk(kept_start, audio[(kept_start - start) * hop : (kept_end - start) * hop])
+            piece_f0 = None if f0 is None else f0[:, piece.window_start : piece.window_end]
+            piece_inputs = slice_phone_inputs(inputs, piece.window_start, piece.window_end)
+            sung, chunks = self._render_window(
+                piece_inputs, piece_f0, speaker_id, noise_scale, chunk_frames, start - piece.window_start, end - piece.window_start, timings
+            )  # fmt: skip
+            phrase_f0[piece.core_start : piece.core_end] = sung[piece.core_start - piece.window_start : piece.core_end - piece.window_start]
+            # The piece's samples [start, end) arrive chunk by chunk: its first 2 * half frames fade in over the
+            # previous piece's faded-out end (the two ramps add up to one), its last 2 * half frames fade out
+            # and wait for the next piece; the rest leaves as it comes (less the phrase's trims).
+            length, tail_start = (end - start) * hop, (end - start - 2 * half) * hop
+            next_pending = np.zeros(len(fade), dtype=np.float32)
+            offset = 0
+            for decoded in chunks:
+                audio, at = decoded.wav.copy(), offset
+                offset += len(audio)
+                if not first and at < len(fade):
+                    n = min(len(fade) - at, len(audio))
+                    audio[:n] = audio[:n] * fade[at : at + n] + pending[at : at + n]
+                emit_end = len(audio)
+                if not last and at + len(audio) > tail_start:
+                    k = max(0, tail_start - at)
+                    next_pending[at + k - tail_start : at + len(audio) - tail_start] = audio[k:] * fade_out[at + k - tail_start : at + len(audio) - tail_start]
+                    emit_end = k
+                lo, hi = max(start * hop + at, keep_start * hop), min(start * hop + at + emit_end, keep_end * hop)
+                if hi > lo:
+                    yield DecodedChunk(lo // hop, audio[lo - start * hop - at : hi - start * hop - at])
+            assert offset == length, (offset, length)
+            pending = next_pending
 
     def _render_window(
         self,
