@@ -193,7 +193,7 @@ class Singer:
         synthesizer = self.synthesizer(noise_scale)
         planned = plan_file(
             synthesizer, Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
-            key_shift, speaker, noise_scale, seed, self.pitch_range, score,
+            key_shift, speaker, noise_scale, seed, self.pitch_range, score, lazy=True,
         )  # fmt: skip
         song = synthesizer.stream(planned.plan, planned.speaker, planned.seed, planned.noise_scale, chunk_frames)
         return song, planned

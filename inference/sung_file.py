@@ -83,8 +83,11 @@ def plan_file(
     seed: int | None = 0,
     pitch_range: tuple[int, int] | None = None,
     score: Score | None = None,
+    lazy: bool = False,
 ) -> PlannedFile:
-    """The render plan of a score file of any format (or of a `--dump` render file, as written); see `sing_file`."""
+    """The render plan of a score file of any format (or of a `--dump` render file, as written); see `sing_file`.
+    `lazy`: pronounce each phrase when it is rendered (`SingingSynthesizer.plan(lazy=True)`; streaming),
+    except for a score with F0 curves, whose curve is laid over the whole plan at once."""
     path = Path(path)
     noise_scale = synthesizer.noise_scale if noise_scale is None else noise_scale
     if score is None and is_render_dump(path):
@@ -100,21 +103,33 @@ def plan_file(
         # The model sings pitch + key_shift: compare the transposed score with the trained range.
         suffix = f" (with --key_shift {key_shift:+d})" if key_shift else ""
         warnings += [w + suffix for w in pitch_range_warnings(score, low - key_shift, high - key_shift)]
-    plan = synthesizer.plan(score.notes, source=str(path), key_shift=key_shift)
+    plan = synthesizer.plan(score.notes, source=str(path), key_shift=key_shift, lazy=lazy and not score.f0_curves)
     if score.f0_curves:
         frame_seconds = synthesizer.hop_size / synthesizer.sample_rate
         plan = with_song_f0(plan, song_f0_frames(score.f0_curves, sum(plan.note_frames), frame_seconds))
     return PlannedFile(plan, tuple(warnings), speaker, seed, noise_scale)
 
 
-def sing_file(synthesizer: SingingSynthesizer, path: Path, *args, **kwargs) -> SungFile:
+def sing_file(
+    synthesizer: SingingSynthesizer,
+    path: Path,
+    lyrics: Path | None = None,
+    track: int | None = None,
+    monophonic: str = "strict",
+    key_shift: int = 0,
+    speaker: int = 0,
+    noise_scale: float | None = None,
+    seed: int | None = 0,
+    pitch_range: tuple[int, int] | None = None,
+    score: Score | None = None,
+) -> SungFile:
     """Sing a score file of any format (or a `--dump` render file, sung as written); writes nothing.
 
-    The arguments are `plan_file`'s: `lyrics`, `track`, `monophonic`, `key_shift`, `speaker`,
-    `noise_scale`, `seed`, `pitch_range` (the trained MIDI range, for warnings about notes outside
-    it) and `score` (the score of `path` already read, e.g. the web page's with edited lyrics, sung
-    instead of reading the file). Shared by the CLIs (`render_score`), the web page and the Python API.
+    `pitch_range`: the trained MIDI range, for warnings about notes outside it; `score`: the score of
+    `path` already read (the web page's, with edited lyrics), sung instead of reading the file.
+    Shared by the CLIs (`render_score`), the web page and the Python API; `plan_file` is its first half
+    (what streaming renders chunk by chunk).
     """
-    planned = plan_file(synthesizer, path, *args, **kwargs)
+    planned = plan_file(synthesizer, path, lyrics, track, monophonic, key_shift, speaker, noise_scale, seed, pitch_range, score)
     result = synthesizer.render(planned.plan, speaker_id=planned.speaker, seed=planned.seed, noise_scale=planned.noise_scale)
     return SungFile(result, planned.plan, planned.warnings, planned.speaker, planned.seed, planned.noise_scale)

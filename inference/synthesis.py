@@ -126,9 +126,10 @@ class PhrasePlan:
 
 @dataclass(frozen=True)
 class RenderPlan:
-    """The phrases of a song; `notes`/`note_frames`: the song's notes and frames (empty when read from a dump)."""
+    """The phrases of a song (a tuple, or `LazyPhrasePlans` pronounced as they are read); `notes`/`note_frames`:
+    the song's notes and frames (empty when read from a dump)."""
 
-    phrases: tuple[PhrasePlan, ...]
+    phrases: Sequence[PhrasePlan]
     notes: tuple[Note, ...] = ()
     note_frames: tuple[int, ...] = ()
 
@@ -314,8 +315,12 @@ class SingingSynthesizer:
             phone_lengths=row(len(score.phone_ids), torch.long).view(1),
         )
 
-    def plan(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0) -> RenderPlan:
-        """The phrases `synthesize` renders `notes` as (contiguous from time 0, rests as `SP`): the editable render."""
+    def plan(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, lazy: bool = False) -> RenderPlan:
+        """The phrases `synthesize` renders `notes` as (contiguous from time 0, rests as `SP`): the editable render.
+
+        `lazy`: the phrases are pronounced (the text front end) only when first read (`LazyPhrasePlans`),
+        so that a stream's first phrase does not wait for the whole song's front end; the notes are
+        checked now either way, a bad lyric later raises when its phrase is reached."""
         if not notes:
             raise UserInputError(f"{source}: the score has no notes; write the melody as notes (one per syllable)")
         validate_notes(notes, source)
@@ -325,24 +330,31 @@ class SingingSynthesizer:
         # lying exactly between two frames to the even one, one frame short of the rule's last boundary).
         total_frames = max(1, math.floor(notes[-1].end * (self.sample_rate / self.hop_size) + 0.5))
         note_frames = note_frame_counts([n.end for n in notes], self.sample_rate, self.hop_size, total_frames)
-        phonemized = self.frontend.phonemize(list(notes), source=source)
         phrases = cut_phrases(notes, note_frames, self.min_rest_frames)
-        planned = []
-        for number, phrase in enumerate(phrases):
-            frames = list(note_frames[phrase.first_note : phrase.last_note])
-            # The phrase's share of the rests it was cut inside, plus the cross-fade tail.
-            first_boundary = sum(note_frames[: phrase.first_note])
-            frames[0] -= phrase.first_frame - first_boundary
-            frames[-1] -= first_boundary + sum(note_frames[phrase.first_note : phrase.last_note]) - phrase.last_frame
-            tail = 0 if number == len(phrases) - 1 else self.crossfade_frames
-            frames[-1] += tail
-            phrase_notes, phrase_phones, frames = with_rest_context(
-                notes[phrase.first_note : phrase.last_note], phonemized[phrase.first_note : phrase.last_note], frames, self.context_frames
-            )
-            score = phoneme_score(phrase_notes, phrase_phones, frames)
-            phone_note = [index for index, phones in enumerate(phrase_phones) for _ in phones.phonemes]
-            planned.append(PhrasePlan(tuple(phrase_notes), tuple(phrase_phones), score, tuple(phone_note), self.context_frames, self.context_frames, tail))
-        return RenderPlan(tuple(planned), notes, tuple(note_frames))
+        if lazy:
+            return RenderPlan(LazyPhrasePlans(self, notes, note_frames, phrases, source), notes, tuple(note_frames))
+        phonemized = self.frontend.phonemize(list(notes), source=source)
+        planned = tuple(
+            self._phrase_plan(number, phrase, notes, note_frames, phonemized[phrase.first_note : phrase.last_note], len(phrases))
+            for number, phrase in enumerate(phrases)
+        )
+        return RenderPlan(planned, notes, tuple(note_frames))
+
+    def _phrase_plan(
+        self, number: int, phrase: _Phrase, notes: Sequence[Note], note_frames: Sequence[int], phonemes: Sequence[NotePhonemes], n_phrases: int
+    ) -> PhrasePlan:
+        """Phrase `number` of `n_phrases` (`phonemes`: what its notes sing) as the generator renders it."""
+        frames = list(note_frames[phrase.first_note : phrase.last_note])
+        # The phrase's share of the rests it was cut inside, plus the cross-fade tail.
+        first_boundary = sum(note_frames[: phrase.first_note])
+        frames[0] -= phrase.first_frame - first_boundary
+        frames[-1] -= first_boundary + sum(note_frames[phrase.first_note : phrase.last_note]) - phrase.last_frame
+        tail = 0 if number == n_phrases - 1 else self.crossfade_frames
+        frames[-1] += tail
+        phrase_notes, phrase_phones, frames = with_rest_context(notes[phrase.first_note : phrase.last_note], phonemes, frames, self.context_frames)
+        score = phoneme_score(phrase_notes, phrase_phones, frames)
+        phone_note = [index for index, phones in enumerate(phrase_phones) for _ in phones.phonemes]
+        return PhrasePlan(tuple(phrase_notes), tuple(phrase_phones), score, tuple(phone_note), self.context_frames, self.context_frames, tail)
 
     @torch.no_grad()
     def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: int = 0, seed: int | None = 0) -> SynthesisResult:
@@ -435,10 +447,13 @@ class SingingSynthesizer:
             first, last = number == 0, number == len(pieces) - 1
             start = piece.core_start if first else piece.core_start - half  # frames of the phrase this piece writes
             end = piece.core_end if last else piece.core_end + half
+            # The first piece starts decoding where the phrase's kept audio starts (its leading trim is
+            # dropped anyway), so that its first chunk is a whole one.
+            decode_from = min(max(start, keep_start), end - 2 * half) if first else start
             piece_f0 = None if f0 is None else f0[:, piece.window_start : piece.window_end]
             piece_inputs = slice_phone_inputs(inputs, piece.window_start, piece.window_end)
             sung, chunks = self._render_window(
-                piece_inputs, piece_f0, speaker_id, noise_scale, chunk_frames, start - piece.window_start, end - piece.window_start, timings
+                piece_inputs, piece_f0, speaker_id, noise_scale, chunk_frames, decode_from - piece.window_start, end - piece.window_start, timings
             )  # fmt: skip
             phrase_f0[piece.core_start : piece.core_end] = sung[piece.core_start - piece.window_start : piece.core_end - piece.window_start]
             # The piece's samples [start, end) arrive chunk by chunk: its first 2 * half frames fade in over the
@@ -446,7 +461,7 @@ class SingingSynthesizer:
             # and wait for the next piece; the rest leaves as it comes (less the phrase's trims).
             length, tail_start = (end - start) * hop, (end - start - 2 * half) * hop
             next_pending = np.zeros(len(fade), dtype=np.float32)
-            offset = 0
+            offset = (decode_from - start) * hop
             for decoded in chunks:
                 audio, at = decoded.wav.copy(), offset
                 offset += len(audio)
@@ -534,6 +549,39 @@ def _timed(chunks: Iterator[DecodedChunk], timings: dict[str, float]) -> Iterato
         yield decoded
 
 
+class LazyPhrasePlans(Sequence[PhrasePlan]):
+    """A plan's phrases, each pronounced only when first read (`SingingSynthesizer.plan(lazy=True)`).
+
+    Phrases are cut inside rests, which the front end's phrases never cross, so a phrase pronounced
+    alone sings what it sings in the whole song; a bad lyric is reported as the whole song's front end
+    reports it. `bodies`: each phrase's song frames, known without the front end.
+    """
+
+    def __init__(self, synthesizer: SingingSynthesizer, notes: tuple[Note, ...], note_frames: Sequence[int], phrases: list[_Phrase], source: str) -> None:
+        self.synthesizer, self.notes, self.note_frames, self.phrases, self.source = synthesizer, notes, list(note_frames), phrases, source
+        self.bodies = [phrase.last_frame - phrase.first_frame for phrase in phrases]
+        self._planned: dict[int, PhrasePlan] = {}
+
+    def __len__(self) -> int:
+        return len(self.phrases)
+
+    def __getitem__(self, index):  # noqa: ANN001 (int or slice, as a tuple's)
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        index = range(len(self))[index]
+        if index not in self._planned:
+            s, phrase = self.synthesizer, self.phrases[index]
+            notes = list(self.notes[phrase.first_note : phrase.last_note])
+            try:
+                phonemes = s.frontend.phonemize(notes, source=self.source)
+            except UserInputError:
+                # The phrase's own message counts notes from the phrase's start: let the whole song say where.
+                s.frontend.phonemize(list(self.notes), source=self.source)
+                raise
+            self._planned[index] = s._phrase_plan(index, phrase, self.notes, self.note_frames, phonemes, len(self.phrases))
+        return self._planned[index]
+
+
 class SongRender:
     """One `RenderPlan` through a synthesizer: `chunks()` yields its audio in order, phrase by phrase, cross-faded.
 
@@ -552,7 +600,8 @@ class SongRender:
         self.seed = seed
         self.noise_scale = synthesizer.noise_scale if noise_scale is None else noise_scale
         self.chunk_frames = chunk_frames
-        self.bodies = [p.body_frames for p in plan.phrases]
+        lazy_bodies = getattr(plan.phrases, "bodies", None)  # a lazy plan knows them before its front end runs
+        self.bodies = list(lazy_bodies) if lazy_bodies is not None else [p.body_frames for p in plan.phrases]
         self.total_frames = sum(self.bodies)
         self.f0 = np.zeros(self.total_frames, dtype=np.float32)
         self.phrase_f0: list[np.ndarray] = []

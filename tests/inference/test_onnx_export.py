@@ -208,7 +208,18 @@ def test_streamed_chunks_join_into_the_whole_render(tiny_experiment, tiny_onnx_p
     assert _boundary_errors(whole.wav, chunks, 160).max() <= STREAM_TOLERANCE
     streamed = song.result(joined)
     np.testing.assert_allclose(streamed.f0_hz, whole.f0_hz, atol=1e-3)
-    if backend == "torch":  # the negative control: without the decoder's context the boundaries would click
+    if backend == "torch":
+        # A lazy plan (what `Singer.stream` renders) is the same plan, but its first chunk comes after one phrase's front end.
+        calls: list[int] = []
+        real_phonemize = frontend.phonemize
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(frontend, "phonemize", lambda notes, **kwargs: calls.append(len(notes)) or real_phonemize(notes, **kwargs))
+            lazy = synthesizer.plan(three_phrases(), lazy=True)
+            lazy_chunks = synthesizer.stream(lazy, seed=1, chunk_frames=MIN_CHUNK_FRAMES).chunks()
+            assert np.array_equal(next(lazy_chunks).wav, chunks[0].wav) and len(calls) == 1  # the first phrase only
+            assert np.array_equal(np.concatenate([chunks[0].wav] + [c.wav for c in lazy_chunks]), joined)
+        assert tuple(lazy.phrases) == plan.phrases and len(calls) == 3
+        # The negative control: without the decoder's context the boundaries would click.
         synthesizer.renderer.context_frames = 0
         unguarded = list(synthesizer.stream(plan, seed=1, chunk_frames=MIN_CHUNK_FRAMES).chunks())
         assert _boundary_errors(whole.wav, unguarded, 160).max() > 10 * STREAM_TOLERANCE
