@@ -51,27 +51,24 @@ def semitone_share(f0_hz: np.ndarray, cents: float) -> float:
 
 def main() -> int:
     args = build_parser().parse_args()
-    from inference.timbre_transfer import DDSPVoice, TransferControls
+    from inference.api import Singer
     from preprocessor.audio import extract_f0
     from preprocessor.loudness import a_loudness_db
 
-    voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
+    voice = Singer.load(args.work_dir_root / args.exp_name if args.exp_name else args.ckpt, device="cpu")
     audio = voice.audio
-    print(f"model {voice.loaded.source}; input {args.wav}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"model {voice.source}; input {args.wav}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for amount in (0.0, 1.0):
-        controls = TransferControls(autotune=amount, octave_shift=args.octave_shift, loudness_stats=args.loudness_stats)
-        result = voice.transfer_file(args.wav, controls)
+        result = voice.transfer(args.wav, autotune=amount, octave_shift=args.octave_shift, loudness_stats=args.loudness_stats)
         if args.out_dir:
-            from preprocessor.atomic_io import write_wav_atomic
-
-            write_wav_atomic(args.out_dir / f"{args.wav.stem}_autotune{amount:g}.wav", result.wav, result.sample_rate)
+            result.write(args.out_dir / f"{args.wav.stem}_autotune{amount:g}.wav")
         frames = len(result.wav) // audio.hop_size
         sung = extract_f0(result.wav, audio.sample_rate, audio.hop_size, frames, audio.f0_min, audio.f0_max, audio.f0_extractor).f0_hz
         target = result.tracks.f0_input[:frames] * 2.0**args.octave_shift
         both = (sung > 0) & (target > 0)
         cents = np.abs(1200 * np.log2(sung[both] / target[both]))
         loud_in = result.tracks.loudness_input[:frames]
-        loud_out = a_loudness_db(result.wav, audio.sample_rate, audio.hop_size, voice.loaded.loudness_n_fft)[:frames]
+        loud_out = a_loudness_db(result.wav, audio.sample_rate, audio.hop_size, voice.loudness_n_fft)[:frames]
         audible = loud_in > SILENCE_DB
         correlation = float(np.corrcoef(loud_in[audible], loud_out[audible])[0, 1])
         sung_midi_steps = np.abs(np.diff(np.round(12 * np.log2(np.maximum(result.tracks.f0_output[:frames], 1e-3) / 440.0)))) > 0
