@@ -218,17 +218,31 @@ class Singer:
         attenuation: float = 1.0,
         score: Path | str | None = None,
         speaker: int = 0,
+        causal: bool = False,
     ) -> Iterator[np.ndarray]:
-        """`transfer` through the real-time path, yielded block by block: float32 `[block_frames * hop]` per block of
-        input frames, one hop behind the input (the first hop is silence; the last item is the flushed last hop).
-        The input's F0 and loudness are measured on the whole recording first; the model runs block by block
-        (`inference.timbre_transfer.stream_blocks`)."""
-        from inference.timbre_transfer import recording_at_rate, stream_blocks
+        """`transfer` through the real-time path, yielded block by block: float32 `[block_frames * hop]` per block.
+
+        `causal=False`: the input's F0 and loudness are measured on the whole recording first, the model runs block by
+        block, one hop behind the input (the first hop is silence; the last item is the flushed last hop; together
+        the offline render within 1e-4; `inference.timbre_transfer.stream_blocks`). `causal=True`: audio in, audio
+        out, each block's F0 and loudness measured from it and the audio before it (`live`), one output block per
+        input block, `live(...).lag_frames` behind."""
+        from inference.timbre_transfer import live_transfer, recording_at_rate, stream_blocks
 
         self._needs_transfer()
         controls = self._controls(autotune, octave_shift, loudness_db, loudness_stats, mask_threshold, attenuation, score, speaker)
         wav, where = recording_at_rate(recording, sample_rate, self.sample_rate)
-        return stream_blocks(self.model, self.audio, self.loudness_n_fft, wav, where, controls, block_frames)
+        make = live_transfer if causal else stream_blocks
+        return make(self.model, self.audio, self.loudness_n_fft, wav, where, controls, block_frames)
+
+    def live(self, block_frames: int = 1, *, autotune: float = 0.0, octave_shift: float = 0.0, loudness_db: float = 0.0, speaker: int = 0):
+        """A live transfer for a host with audio only: `push(samples [block_frames * hop] at the model's rate) -> samples`,
+        F0 and loudness tracked causally (`inference.timbre_transfer.LiveTransfer`; its `lag_frames` is the delay)."""
+        from inference.timbre_transfer import LiveTransfer
+
+        self._needs_transfer()
+        controls = self._controls(autotune, octave_shift, loudness_db, False, None, 1.0, None, speaker)
+        return LiveTransfer(self.model, self.audio, self.loudness_n_fft, controls, block_frames)
 
     def streamer(self, block_frames: int = 1, speaker: int = 0):
         """The bare real-time renderer (`modules.ddsp_streaming.StreamingDDSPSinger`, on the CPU) for a host that

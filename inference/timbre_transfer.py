@@ -246,3 +246,68 @@ def write_torchscript(model: DDSPSinger, path: Path, block_frames: int = 1, spea
     with atomic_path(Path(path)) as tmp:
         scripted.save(str(tmp))
     return Path(path)
+
+
+class LiveTransfer:
+    """Audio in, audio out, block by block, with no F0 from outside: `push(samples [block_frames * hop]) -> [block_frames * hop]`.
+
+    Each block's F0 comes from `preprocessor.causal_features.CausalYin` and its loudness from `CausalLoudness`
+    (look-back windows only), then the per-frame controls (`autotune` to the nearest semitone, `octave_shift`,
+    `loudness_db`; the controls that need the whole recording, `loudness_stats`, the note-on mask and a score,
+    are refused), then the streaming renderer. The F0 is delayed by whole frames to line up with the loudness,
+    whose window reaches further back. `lag_frames`: how far the sung output trails the input, in frames
+    (analysis lag + the renderer's one hop), besides the block's own duration.
+    """
+
+    def __init__(self, model: DDSPSinger, audio: AudioSettings, loudness_n_fft: int, controls: TransferControls, block_frames: int) -> None:
+        from preprocessor.causal_features import CausalLoudness, CausalYin
+
+        check_block_frames(block_frames)
+        check_speaker(model, controls.speaker)
+        refused = [name for name, used in (("loudness_stats", controls.loudness_stats), ("mask_threshold", controls.mask_threshold is not None), ("score", controls.score is not None)) if used]
+        if refused:
+            raise UserInputError(f"{', '.join(refused)}: needs the whole recording, so not with a causal (live) F0 tracker; drop it, or stream with the offline tracker")
+        self.model, self.audio, self.controls, self.block_frames = model, audio, controls, block_frames
+        self.pitch = CausalYin(audio.sample_rate, audio.hop_size, audio.f0_min, audio.f0_max)
+        self.loudness = CausalLoudness(audio.sample_rate, audio.hop_size, loudness_n_fft)
+        self.f0_delay = max(0, round((self.loudness.lag_samples - self.pitch.lag_samples) / audio.hop_size))
+        self.stream = streamer(model, block_frames, controls.speaker)
+        self._pending_f0 = np.zeros(self.f0_delay, np.float32)  # F0 of the last `f0_delay` frames, not yet sung
+        self.tracks: list[tuple[np.ndarray, np.ndarray]] = []  # (f0, loudness) as sung, per block
+
+    @property
+    def lag_frames(self) -> float:
+        """Frames the output trails the offline render of the same input: the loudness window's lag (the F0 is delayed
+        to match it) + the renderer's one hop."""
+        from modules.ddsp_streaming import LATENCY_FRAMES
+
+        pitch_lag = self.pitch.lag_samples / self.audio.hop_size + self.f0_delay
+        return max(pitch_lag, self.loudness.lag_samples / self.audio.hop_size) + LATENCY_FRAMES
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        expected = self.block_frames * self.audio.hop_size
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if len(samples) != expected:
+            raise UserInputError(f"a live block holds {expected} samples ({self.block_frames} frames of {self.audio.hop_size}); got {len(samples)}")
+        f0 = np.concatenate([self._pending_f0, self.pitch.push(samples)])
+        f0, self._pending_f0 = f0[: self.block_frames], f0[self.block_frames :]
+        level = self.loudness.push(samples)
+        c = self.controls
+        tuned = autotune(f0, c.autotune) if c.autotune > 0 else f0
+        f0_out = shift_octaves(tuned, c.octave_shift)
+        level_out = np.maximum(level + np.float32(c.loudness_db), LOUDNESS_FLOOR_DB).astype(np.float32)
+        self.tracks.append((f0_out, level_out))
+        return self.stream.process(torch.from_numpy(f0_out), torch.from_numpy(level_out)).numpy()
+
+
+def live_transfer(
+    model: DDSPSinger, audio: AudioSettings, loudness_n_fft: int, wav: np.ndarray, where: str, controls: TransferControls, block_frames: int,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    """`wav` fed through a `LiveTransfer` block by block (the last block zero-padded): one output block per input block."""
+    live = LiveTransfer(model, audio, loudness_n_fft, controls, block_frames)
+    size = block_frames * audio.hop_size
+    if len(wav) < 2 * audio.hop_size:
+        raise UserInputError(f"{where}: too short ({len(wav)} samples at {audio.sample_rate} Hz); give at least a few frames of singing")
+    for start in range(0, len(wav), size):
+        block = wav[start : start + size]
+        yield live.push(np.pad(block, (0, size - len(block))))

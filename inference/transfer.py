@@ -4,6 +4,7 @@
     python inference/transfer.py --ckpt packed/demo_ddsp --wav in.wav --out out.wav --autotune 1 --octave_shift -1
     python inference/transfer.py --exp_name demo_ddsp --wav in.wav --out out.wav --loudness_stats --mask_threshold 1 --attenuation 10
     python inference/transfer.py --exp_name demo_ddsp --wav in.wav --out out.wav --stream --block_frames 2   # the real-time path
+    python inference/transfer.py --exp_name demo_ddsp --wav in.wav --out out.wav --stream --causal          # live: F0 tracked block by block
     python inference/transfer.py --exp_name demo_ddsp --export_torchscript stream.pt --block_frames 1         # for a plug-in host
     python inference/transfer.py --pack demo_ddsp --out packed/demo_ddsp          # a self-contained folder
 
@@ -17,6 +18,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without PYTHONPATH
 
@@ -42,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attenuation", type=float, default=1.0, help="dB taken off the frames outside notes (scaled by how far below the threshold)")
     parser.add_argument("--speaker", type=int, default=0, help="speaker id of a multi-speaker model")
     parser.add_argument("--stream", action="store_true", help="render block by block through the real-time path (same samples as offline)")
+    parser.add_argument("--causal", action="store_true", help="with --stream: track F0 and loudness block by block from the audio (no look-ahead; live)")
     parser.add_argument("--block_frames", type=int, default=1, help="frames per real-time block (1 frame = one hop, 10 ms in the demo)")
     parser.add_argument("--export_torchscript", type=Path, metavar="FILE", help="write the real-time stream as TorchScript (for --block_frames) and exit")
     parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP + "; --stream and --export_torchscript run on the CPU")
@@ -80,6 +84,8 @@ def main() -> int:
     if args.score is not None and args.autotune == 0:
         raise UserInputError("--score is used by --autotune; pass --autotune 1 (or less) with it")
     singer = Singer.load(source, device=args.device)
+    if args.causal:
+        return live(singer, args)
     started = time.perf_counter()
     result = singer.transfer(
         args.wav, autotune=args.autotune, score=args.score, octave_shift=args.octave_shift, loudness_db=args.loudness_db,
@@ -93,6 +99,29 @@ def main() -> int:
         from inference.transfer_plot import plot_transfer
 
         print(plot_transfer(result, singer.audio, float(singer.model.pitch_mean_midi), args.out.with_suffix(".png")))
+    return 0
+
+
+def live(singer, args: argparse.Namespace) -> int:
+    """`--stream --causal`: the recording fed block by block as a live input would be; the output as it comes out."""
+    from inference.sung_audio import SungAudio
+
+    if not args.stream:
+        raise UserInputError("--causal is a mode of --stream; pass --stream --causal")
+    if args.plot:
+        raise UserInputError("--plot shows the whole recording's tracks; not with --causal")
+    started = time.perf_counter()
+    blocks = singer.stream(
+        args.wav, block_frames=args.block_frames, autotune=args.autotune, score=args.score, octave_shift=args.octave_shift,
+        loudness_db=args.loudness_db, loudness_stats=args.loudness_stats, mask_threshold=args.mask_threshold,
+        attenuation=args.attenuation, speaker=args.speaker, causal=True,
+    )  # fmt: skip
+    result = SungAudio(np.concatenate(list(blocks)), singer.sample_rate)
+    elapsed = time.perf_counter() - started
+    result.write(args.out)
+    lag = singer.live(args.block_frames).lag_frames * singer.audio.hop_size / singer.sample_rate * 1000
+    print(f"{args.out}  ({result.seconds:.2f} s at {result.sample_rate} Hz, {elapsed:.2f} s, real-time factor {elapsed / max(result.seconds, 1e-9):.3f}; "
+          f"output {lag:.1f} ms behind the input + one block)")  # fmt: skip
     return 0
 
 

@@ -116,6 +116,22 @@ def test_the_stream_path_and_a_pack_give_the_offline_samples(experiment, off_key
     assert np.abs(in_memory.wav - offline.wav).max() < 1e-5
 
 
+def test_live_mode_tracks_the_f0_itself_and_shifts_it(experiment, off_key_input, tmp_path):
+    """`--stream --causal`: audio in, audio out block by block (F0 from the causal tracker); one octave up doubles it."""
+    for shift in ("0", "1"):
+        out = tmp_path / f"live{shift}.wav"
+        result = run_cli(experiment, "--exp_name", "tiny_ddsp", "--wav", str(off_key_input), "--out", str(out), "--stream", "--causal", "--block_frames", "2", "--octave_shift", shift)
+        assert result.returncode == 0, result.stderr
+    plain, shifted, source = voiced_f0(tmp_path / "live0.wav"), voiced_f0(tmp_path / "live1.wav"), voiced_f0(off_key_input)
+    assert len(load_wav(tmp_path / "live0.wav", SR)) == -(-len(load_wav(off_key_input, SR)) // (2 * HOP)) * 2 * HOP  # one block out per block in
+    lag = 4  # frames: the loudness window's lag (2.7) + the renderer's hop, rounded up
+    both = (plain[lag:] > 0) & (source[: len(plain) - lag] > 0)
+    assert both.mean() > 0.5
+    assert np.median(np.abs(1200 * np.log2(plain[lag:][both] / source[: len(plain) - lag][both]))) < 30  # the input's pitch, a few frames late
+    both = (plain > 0) & (shifted > 0)
+    assert np.median(np.abs(1200 * np.log2(shifted[both] / plain[both]) - 1200)) < 20
+
+
 def test_a_transfer_model_does_not_sing_scores_nor_a_score_singer_transfer(experiment, tiny_experiment, off_key_input):
     from config.errors import UserInputError
     from inference.api import Singer
@@ -170,8 +186,9 @@ def test_old_files_load_or_say_how_to_convert(experiment, off_key_input, tmp_pat
         (lambda p: p.write_bytes(b"not audio at all"), [], "cannot decode"),
         (lambda p: sf.write(p, np.zeros(SR, np.float32), SR), [], "silence only"),
         (lambda p: sf.write(p, sung_phrase([60], SR), SR), ["--stream", "--block_frames", "0"], "--block_frames 0"),
+        (lambda p: sf.write(p, sung_phrase([60], SR), SR), ["--stream", "--causal", "--loudness_stats"], "loudness_stats: needs the whole recording"),
     ],
-    ids=["unreadable", "silence", "block_size_0"],
+    ids=["unreadable", "silence", "block_size_0", "live_with_whole_file_control"],
 )
 def test_bad_inputs_are_one_line_and_exit_2(experiment, tmp_path, make_input, extra, message):
     source = tmp_path / "in.wav"
