@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from model_io.saved import SavedModels
 from preprocessor.audio import AudioSettings
 from preprocessor.scores.midi_reader import Score
 from preprocessor.text.korean import KoreanFrontend
+
+if TYPE_CHECKING:
+    from inference.timbre_transfer import LiveTransfer, TransferredRecording
 
 DEFAULT_NOISE_SCALE = 0.667  # the prior's sampling temperature (VITS's value; 0 = the prior mean)
 
@@ -189,7 +192,7 @@ class Singer:
         score: Path | str | None = None,
         speaker: int = 0,
         block_frames: int | None = None,
-    ):
+    ) -> TransferredRecording:
         """Sing `recording` in this voice: a file (any rate, mono or stereo, wav/flac/mp3/ogg) or samples `[S]` /
         `[S, channels]` at `sample_rate`. Its F0 and loudness are measured as the training data was, then
         `autotune` (0..1; towards the nearest semitone, or `score`'s notes), `octave_shift`, `loudness_stats` (map
@@ -235,7 +238,7 @@ class Singer:
         make = live_transfer if causal else stream_blocks
         return make(self.model, self.audio, self.loudness_n_fft, wav, where, controls, block_frames)
 
-    def live(self, block_frames: int = 1, *, autotune: float = 0.0, octave_shift: float = 0.0, loudness_db: float = 0.0, speaker: int = 0):
+    def live(self, block_frames: int = 1, *, autotune: float = 0.0, octave_shift: float = 0.0, loudness_db: float = 0.0, speaker: int = 0) -> LiveTransfer:
         """A live transfer for a host with audio only: `push(samples [block_frames * hop] at the model's rate) -> samples`,
         F0 and loudness tracked causally (`inference.timbre_transfer.LiveTransfer`; its `lag_frames` is the delay)."""
         from inference.timbre_transfer import LiveTransfer
