@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -203,27 +203,18 @@ class Singer:
         from inference.timbre_transfer import recording_at_rate, transfer
 
         self._needs_transfer()
-        controls = self._controls(autotune, octave_shift, loudness_db, loudness_stats, mask_threshold, attenuation, score, speaker)
+        controls = self._controls(
+            autotune=autotune, octave_shift=octave_shift, loudness_db=loudness_db, loudness_stats=loudness_stats,
+            mask_threshold=mask_threshold, attenuation=attenuation, score=score, speaker=speaker,
+        )  # fmt: skip
         wav, where = recording_at_rate(recording, sample_rate, self.sample_rate)
         return transfer(self.model, self.audio, self.loudness_n_fft, wav, where, controls, block_frames)
 
     def stream(
-        self,
-        recording: np.ndarray | Path | str,
-        sample_rate: int | None = None,
-        *,
-        block_frames: int = 1,
-        autotune: float = 0.0,
-        octave_shift: float = 0.0,
-        loudness_db: float = 0.0,
-        loudness_stats: bool = False,
-        mask_threshold: float | None = None,
-        attenuation: float = 1.0,
-        score: Path | str | None = None,
-        speaker: int = 0,
-        causal: bool = False,
+        self, recording: np.ndarray | Path | str, sample_rate: int | None = None, *, block_frames: int = 1, causal: bool = False, **controls: Any
     ) -> Iterator[np.ndarray]:
-        """`transfer` through the real-time path, yielded block by block: float32 `[block_frames * hop]` per block.
+        """`transfer` through the real-time path, yielded block by block: float32 `[block_frames * hop]` per block;
+        `controls`: the keyword arguments of `transfer` (`autotune`, `octave_shift`, ..., `speaker`).
 
         `causal=False`: the input's F0 and loudness are measured on the whole recording first, the model runs block by
         block, one hop behind the input (the first hop is silence; the last item is the flushed last hop; together
@@ -233,10 +224,9 @@ class Singer:
         from inference.timbre_transfer import live_transfer, recording_at_rate, stream_blocks
 
         self._needs_transfer()
-        controls = self._controls(autotune, octave_shift, loudness_db, loudness_stats, mask_threshold, attenuation, score, speaker)
         wav, where = recording_at_rate(recording, sample_rate, self.sample_rate)
         make = live_transfer if causal else stream_blocks
-        return make(self.model, self.audio, self.loudness_n_fft, wav, where, controls, block_frames)
+        return make(self.model, self.audio, self.loudness_n_fft, wav, where, self._controls(**controls), block_frames)
 
     def live(self, block_frames: int = 1, *, autotune: float = 0.0, octave_shift: float = 0.0, loudness_db: float = 0.0, speaker: int = 0) -> LiveTransfer:
         """A live transfer for a host with audio only: `push(samples [block_frames * hop] at the model's rate) -> samples`,
@@ -244,7 +234,7 @@ class Singer:
         from inference.timbre_transfer import LiveTransfer
 
         self._needs_transfer()
-        controls = self._controls(autotune, octave_shift, loudness_db, False, None, 1.0, None, speaker)
+        controls = self._controls(autotune=autotune, octave_shift=octave_shift, loudness_db=loudness_db, speaker=speaker)
         return LiveTransfer(self.model, self.audio, self.loudness_n_fft, controls, block_frames)
 
     def streamer(self, block_frames: int = 1, speaker: int = 0):
@@ -263,7 +253,10 @@ class Singer:
         return write_torchscript(self.model, Path(path), block_frames, speaker)
 
     @staticmethod
-    def _controls(autotune, octave_shift, loudness_db, loudness_stats, mask_threshold, attenuation, score, speaker):
+    def _controls(
+        *, autotune: float = 0.0, octave_shift: float = 0.0, loudness_db: float = 0.0, loudness_stats: bool = False,
+        mask_threshold: float | None = None, attenuation: float = 1.0, score: Path | str | None = None, speaker: int = 0,
+    ):  # fmt: skip
         from inference.timbre_transfer import TransferControls
 
         return TransferControls(
