@@ -162,17 +162,21 @@ class Singer:
         track: int | None = None,
         monophonic: str = "strict",
         score: Score | None = None,
+        energy_db: float = 0.0,
+        breathiness_db: float = 0.0,
     ) -> SungScore:
         """Sing the score at `score_path`: any format `preprocessor.scores` reads (.mid .musicxml .xml .mxl
         .ust .ustx .ds; `lyrics`: a Hangul text for a MIDI without lyric events), or a render file written
         by `--dump` (.json, sung as written: its own speaker, seed and noise scale), transposed by `key_shift`
         semitones, as speaker `speaker`. The same inputs give the same audio (`seed` fixes the prior's
         sample; the pair is deterministic). `score`: the score of `score_path` already read (e.g. with
-        edited lyrics), sung instead of reading the file."""
+        edited lyrics), sung instead of reading the file. `energy_db` / `breathiness_db`: dB added to the
+        loudness / breathiness the model would sing (a model trained with `model.variance_controls`;
+        any other model refuses a nonzero value); per-frame curves come from an edited render file."""
         self._needs_scores()
         sung = sing_file(
             self.synthesizer(noise_scale), Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
-            key_shift, speaker, noise_scale, seed, self.pitch_range, score,
+            key_shift, speaker, noise_scale, seed, self.pitch_range, score, (float(energy_db), float(breathiness_db)),
         )  # fmt: skip
         result = sung.result
         return SungScore(result.wav, result.sample_rate, sung.warnings, result, sung.plan, sung.speaker, sung.seed, sung.noise_scale)
