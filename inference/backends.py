@@ -31,6 +31,7 @@ SCORE_FIELDS = ("phone_ids", "note_pitch", "note_dur", "slur", "phone_frames")
 class AcousticResult:
     latent: np.ndarray  # [C, T] float32: VISinger's z after the reverse flow, or the FS2 singer's log-mel
     f0: np.ndarray  # [T] float32 Hz (0 = unvoiced): the F0 sung (given, else predicted), which the decoder follows
+    variance_db: np.ndarray | None = None  # [2, T] energy, breathiness sung (dB): a torch model with expressive controls, asked for them
 
 
 class PhraseRenderer(Protocol):
@@ -134,15 +135,28 @@ class TorchRenderer:
 
     @torch.no_grad()
     def acoustic(
-        self, score: dict[str, np.ndarray], f0: np.ndarray | None, prior_noise: np.ndarray | None, noise_scale: float, speaker_id: int
+        self,
+        score: dict[str, np.ndarray],
+        f0: np.ndarray | None,
+        prior_noise: np.ndarray | None,
+        noise_scale: float,
+        speaker_id: int,
+        variance: torch.Tensor | None = None,
+        variance_offset_db: torch.Tensor | None = None,
     ) -> AcousticResult:
+        """`variance [1, 2, T]` / `variance_offset_db [2]`: a VISinger with expressive controls (see its `infer`)."""
         inputs = {key: self._tensor(score[key]) for key in SCORE_FIELDS}
         inputs["phone_lengths"] = torch.tensor([score["phone_ids"].shape[1]], device=self.device)
         given = None if f0 is None else self._tensor(f0.astype(np.float32)).unsqueeze(0)
         if self.is_visinger:
             noise = None if prior_noise is None else self._tensor(prior_noise)
-            out = self.model.infer_latent(**inputs, speaker_id=self._speaker(speaker_id), noise_scale=noise_scale, f0=given, prior_noise=noise)
+            out = self.model.infer_latent(
+                **inputs, speaker_id=self._speaker(speaker_id), noise_scale=noise_scale, f0=given, prior_noise=noise,
+                variance=variance, variance_offset_db=variance_offset_db,
+            )  # fmt: skip
             latent, sung = out.z, out.f0_condition
+            if variance_offset_db is not None and out.variance_db is not None:
+                return AcousticResult(latent[0].float().cpu().numpy(), sung[0].float().cpu().numpy(), out.variance_db[0].float().cpu().numpy())
         else:
             out = self.model.acoustic.infer(**inputs, speaker_id=self._speaker(speaker_id), f0=given)
             latent, sung = out.mel, out.f0_hz

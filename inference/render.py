@@ -57,6 +57,8 @@ def render_score(
     seed: int | None = 0,
     dump: Path | None = None,
     score: Score | None = None,
+    energy_db: float = 0.0,
+    breathiness_db: float = 0.0,
     stream_chunk_frames: int | None = None,
 ) -> SungScore:
     """`singer.sing(midi, ...)` (any score format, or a render dump), written to `wav_path` atomically
@@ -69,12 +71,15 @@ def render_score(
     """
     midi = Path(midi)
     if stream_chunk_frames is None:
-        sung = singer.sing(midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic, score=score)
+        sung = singer.sing(
+            midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic, score=score,
+            energy_db=energy_db, breathiness_db=breathiness_db,
+        )  # fmt: skip
         write_wav_atomic(wav_path, sung.wav, sung.sample_rate)
     else:
         song, planned = singer.open_stream(
             midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic,
-            score=score, chunk_frames=stream_chunk_frames,
+            score=score, chunk_frames=stream_chunk_frames, energy_db=energy_db, breathiness_db=breathiness_db,
         )  # fmt: skip
         wav, first_audio = write_stream(song.chunks(), wav_path, singer.sample_rate)
         result = song.result(wav)

@@ -122,14 +122,18 @@ def sing_file(
     seed: int | None = 0,
     pitch_range: tuple[int, int] | None = None,
     score: Score | None = None,
+    variance_offset_db: tuple[float, float] | None = None,
 ) -> SungFile:
     """Sing a score file of any format (or a `--dump` render file, sung as written); writes nothing.
 
     `pitch_range`: the trained MIDI range, for warnings about notes outside it; `score`: the score of
-    `path` already read (the web page's, with edited lyrics), sung instead of reading the file.
+    `path` already read (the web page's, with edited lyrics), sung instead of reading the file;
+    `variance_offset_db`: (energy, breathiness) dB added to what a model with expressive controls sings.
     Shared by the CLIs (`render_score`), the web page and the Python API; `plan_file` is its first half
     (what streaming renders chunk by chunk).
     """
     planned = plan_file(synthesizer, path, lyrics, track, monophonic, key_shift, speaker, noise_scale, seed, pitch_range, score)
-    result = synthesizer.render(planned.plan, speaker_id=planned.speaker, seed=planned.seed, noise_scale=planned.noise_scale)
+    result = synthesizer.render(
+        planned.plan, speaker_id=planned.speaker, seed=planned.seed, noise_scale=planned.noise_scale, variance_offset_db=variance_offset_db
+    )  # fmt: skip
     return SungFile(result, planned.plan, planned.warnings, planned.speaker, planned.seed, planned.noise_scale)

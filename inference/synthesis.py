@@ -59,7 +59,9 @@ def limit_onednn_primitive_cache(capacity: int = 32) -> None:
 class SynthesisResult:
     """wav: float32 [S] at `sample_rate`; f0_hz: the F0 sung per frame [T] (0 = unvoiced; predicted,
     or given by the render plan); note_frames: frames of each score note (sum = T); timings: seconds
-    per stage; phrase_f0_hz: the predicted F0 of each rendered phrase, trims included (for `--dump`)."""
+    per stage; phrase_f0_hz: the predicted F0 of each rendered phrase, trims included (for `--dump`);
+    phrase_variance_db: for a model with expressive controls, the energy and breathiness each phrase was
+    sung with, `[2, frames]` dB, trims included (for `--dump`; empty otherwise)."""
 
     wav: np.ndarray
     sample_rate: int
@@ -70,6 +72,7 @@ class SynthesisResult:
     phrases: int
     timings: dict[str, float] = field(default_factory=dict)
     phrase_f0_hz: tuple[np.ndarray, ...] = ()
+    phrase_variance_db: tuple[np.ndarray, ...] = ()
 
 
 DEFAULT_CHUNK_FRAMES = 32
@@ -96,6 +99,8 @@ class PhrasePlan:
     trim_start/trim_end: frames rendered for context and dropped at each end; tail_frames: frames
         after the body that are cross-faded with the next phrase's start.
     f0_hz: the F0 to sing per rendered frame (NaN = predict), or None to sing the predicted F0.
+    variance_db: the energy and breathiness (dB) to sing per rendered frame, two tuples (NaN = predict),
+        or None to sing the predicted ones (a model with expressive controls only).
     """
 
     notes: tuple[Note, ...]
@@ -106,6 +111,7 @@ class PhrasePlan:
     trim_end: int
     tail_frames: int
     f0_hz: tuple[float, ...] | None = None
+    variance_db: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def frames(self) -> int:
@@ -367,28 +373,63 @@ class SingingSynthesizer:
         result.timings["frontend"] = frontend_seconds
         return result
 
+    def _variance_inputs(self, plan: RenderPlan, offset_db: Sequence[float] | None) -> torch.Tensor | None:
+        """The offsets as a `[2]` tensor for a model with expressive controls; a UserInputError when the
+        model has none but offsets or curves were asked for."""
+        asked = offset_db is not None and any(float(v) != 0.0 for v in offset_db)
+        # A lazy plan comes from a score (curves come from render files only): reading it would run its front end now.
+        curves = not isinstance(plan.phrases, LazyPhrasePlans) and any(p.variance_db is not None for p in plan.phrases)
+        if self.generator is None:
+            if asked or curves:
+                raise UserInputError(
+                    "--energy_db / --breathiness_db (or energy/breathiness curves in a render file) with --backend onnx: "
+                    "the exported graphs sing the predicted energy and breathiness; use --backend torch"
+                )
+            return None
+        if not getattr(self.generator, "variance_controls", False):
+            if asked or curves:
+                raise UserInputError(
+                    "--energy_db / --breathiness_db (or energy/breathiness curves in a render file): this model has no expressive "
+                    "controls; train it with model.variance_controls: true (and features.breathiness: true in the dataset)"
+                )
+            return None
+        values = [0.0, 0.0] if offset_db is None else [float(v) for v in offset_db]
+        if len(values) != 2 or not all(math.isfinite(v) for v in values):
+            raise UserInputError(f"energy/breathiness offsets must be two finite dB values, got {list(offset_db or [])}")
+        return torch.tensor(values, dtype=torch.float32, device=self.device)
+
     @torch.no_grad()
-    def render(self, plan: RenderPlan, speaker_id: int = 0, seed: int | None = 0, noise_scale: float | None = None) -> SynthesisResult:
+    def render(
+        self, plan: RenderPlan, speaker_id: int = 0, seed: int | None = 0, noise_scale: float | None = None, variance_offset_db: Sequence[float] | None = None
+    ) -> SynthesisResult:
         """Render a `RenderPlan` (from `plan`, or read back from a dump and edited).
 
         Phrase k starts where phrase k-1's body ends (its frames less both trims and its cross-fade
         tail), so a phrase made longer or shorter moves everything after it. A phrase's `f0_hz` (NaN
         = the model's prediction) replaces the predicted F0; None everywhere = predicted.
         `noise_scale`: this render's prior temperature (default: the synthesizer's).
+        `variance_offset_db`: (energy, breathiness) dB added to the sung curves (predicted, or a phrase's
+        `variance_db`), for a model with expressive controls (`modules.variance`).
         """
-        song = SongRender(self, plan, speaker_id, seed, noise_scale, chunk_frames=None)
+        song = SongRender(self, plan, speaker_id, seed, noise_scale, chunk_frames=None, variance_offset_db=variance_offset_db)
         pieces = [chunk.wav for chunk in song.chunks()]
         return song.result(np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32))
 
     def stream(
-        self, plan: RenderPlan, speaker_id: int = 0, seed: int | None = 0, noise_scale: float | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES
+        self,
+        plan: RenderPlan,
+        speaker_id: int = 0,
+        seed: int | None = 0,
+        noise_scale: float | None = None,
+        chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+        variance_offset_db: Sequence[float] | None = None,
     ) -> SongRender:
         """`render` as a stream: `.chunks()` yields `AudioChunk`s in order, which join into `render(...).wav`
         within `STREAM_TOLERANCE`; `.result(wav)` describes the song afterwards. The first chunk comes
         after one phrase's (or one piece's) acoustic pass and one decoder chunk, however long the song.
         The arguments are checked now (a chunk under `MIN_CHUNK_FRAMES` frames: `UserInputError`)."""
         check_chunk_frames(chunk_frames)
-        return SongRender(self, plan, speaker_id, seed, noise_scale, chunk_frames)
+        return SongRender(self, plan, speaker_id, seed, noise_scale, chunk_frames, variance_offset_db)
 
     def _f0_override(self, phrase: PhrasePlan, inputs: ScoreInputs, speaker_id: int, noise_scale: float) -> torch.Tensor | None:
         """The phrase's given F0 as `[1, T]`, its NaN frames filled with the model's prediction."""
@@ -401,7 +442,7 @@ class SingingSynthesizer:
             # itself draws the same noise as without the override.
             predicted = np.zeros(phrase.frames, dtype=np.float32)
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                for _ in self._decoded_phrase(inputs, None, predicted, speaker_id, noise_scale, None, 0, phrase.frames, {"acoustic": 0.0, "decoder": 0.0}):
+                for _ in self._decoded_phrase(inputs, None, predicted, speaker_id, noise_scale, None, 0, phrase.frames, {"acoustic": 0.0, "decoder": 0.0}, None, None, None):
                     pass
             given = np.where(missing, predicted, given)
         return torch.from_numpy(given)[None].to(self.device)
@@ -425,18 +466,27 @@ class SingingSynthesizer:
         keep_start: int,
         keep_end: int,
         timings: dict[str, float],
+        variance: torch.Tensor | None,
+        variance_offset_db: torch.Tensor | None,
+        phrase_variance: np.ndarray | None,
     ) -> Iterator[DecodedChunk]:
         """Frames `[keep_start, keep_end)` of one phrase's audio, in order; fills `phrase_f0 [T]` (the F0 sung)
         on the way. In one go when it fits in `max_piece_frames`, else piece by piece (`cut_pieces`,
         `slice_phone_inputs`), each piece's window rendered alone and cross-faded with the next over the
         middle half of their overlap, so that memory is bounded for either backend; a streamed window is
-        decoded in chunks. `f0` `[1, T]` (Hz): the phrase's given F0, cut with each piece."""
+        decoded in chunks. `f0` `[1, T]` (Hz): the phrase's given F0, cut with each piece; `variance`
+        `[1, 2, T]` (dB, NaN = predicted) likewise, with `variance_offset_db` `[2]` (None: a model without
+        expressive controls); `phrase_variance [2, T]` receives the energy and breathiness sung."""
         hop = self.hop_size
         total = int(inputs.phone_frames.sum())
         pieces = cut_pieces(total, self.max_piece_frames, self.piece_overlap_frames)
         if len(pieces) == 1:
-            sung, chunks = self._render_window(inputs, f0, speaker_id, noise_scale, chunk_frames, keep_start, keep_end, timings)
+            sung, sung_variance, chunks = self._render_window(
+                inputs, f0, speaker_id, noise_scale, chunk_frames, keep_start, keep_end, timings, variance, variance_offset_db
+            )  # fmt: skip
             phrase_f0[:] = sung
+            if phrase_variance is not None and sung_variance is not None:
+                phrase_variance[:] = sung_variance
             yield from chunks
             return
         half = self.piece_overlap_frames // 2
@@ -451,11 +501,16 @@ class SingingSynthesizer:
             # dropped anyway), so that its first chunk is a whole one.
             decode_from = min(max(start, keep_start), end - 2 * half) if first else start
             piece_f0 = None if f0 is None else f0[:, piece.window_start : piece.window_end]
+            piece_variance = None if variance is None else variance[:, :, piece.window_start : piece.window_end]
             piece_inputs = slice_phone_inputs(inputs, piece.window_start, piece.window_end)
-            sung, chunks = self._render_window(
-                piece_inputs, piece_f0, speaker_id, noise_scale, chunk_frames, decode_from - piece.window_start, end - piece.window_start, timings
+            sung, sung_variance, chunks = self._render_window(
+                piece_inputs, piece_f0, speaker_id, noise_scale, chunk_frames, decode_from - piece.window_start, end - piece.window_start, timings,
+                piece_variance, variance_offset_db,
             )  # fmt: skip
-            phrase_f0[piece.core_start : piece.core_end] = sung[piece.core_start - piece.window_start : piece.core_end - piece.window_start]
+            core = slice(piece.core_start - piece.window_start, piece.core_end - piece.window_start)
+            phrase_f0[piece.core_start : piece.core_end] = sung[core]
+            if phrase_variance is not None and sung_variance is not None:
+                phrase_variance[:, piece.core_start : piece.core_end] = sung_variance[:, core]
             # The piece's samples [start, end) arrive chunk by chunk: its first 2 * half frames fade in over the
             # previous piece's faded-out end (the two ramps add up to one), its last 2 * half frames fade out
             # and wait for the next piece; the rest leaves as it comes (less the phrase's trims).
@@ -489,7 +544,9 @@ class SingingSynthesizer:
         first_frame: int,
         last_frame: int,
         timings: dict[str, float],
-    ) -> tuple[np.ndarray, Iterator[DecodedChunk]]:
+        variance: torch.Tensor | None = None,
+        variance_offset_db: torch.Tensor | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None, Iterator[DecodedChunk]]:
         """One window (a phrase or a piece) through the singer: its F0 sung `[T]` and its audio frames
         `[first_frame, last_frame)`. A torch singer rendering whole windows runs its own `sing` (the
         singer contract); otherwise the renderer's acoustic pass, then its decoder, whole or in chunks.
@@ -498,20 +555,23 @@ class SingingSynthesizer:
         if self.generator is not None and chunk_frames is None:
             t0 = time.perf_counter()
             speaker = torch.tensor([speaker_id], device=self.device)
-            out = self._render(self.generator, inputs, speaker, timings, f0, noise_scale)
+            out = self._render(self.generator, inputs, speaker, timings, f0, noise_scale, variance, variance_offset_db)
             timings["acoustic"] += time.perf_counter() - t0 - timings.pop("_decoder_last", 0.0)
-            return out["f0"], iter([DecodedChunk(first_frame, out["wav"][first_frame * hop : last_frame * hop])])
+            return out["f0"], out.get("variance"), iter([DecodedChunk(first_frame, out["wav"][first_frame * hop : last_frame * hop])])
         renderer = self.renderer
         n_frames = int(inputs.phone_frames.sum())
         started = time.perf_counter()
         prior_noise = torch.randn(1, renderer.prior_noise_channels, n_frames).numpy() if renderer.prior_noise_channels else None
         score = {name: getattr(inputs, name).cpu().numpy() for name in SCORE_FIELDS}
         given = None if f0 is None else f0[0].cpu().numpy()
-        acoustic = renderer.acoustic(score, given, prior_noise, noise_scale, speaker_id)
+        if variance_offset_db is not None:  # a torch model with expressive controls (onnx refuses them: `_variance_inputs`)
+            acoustic = renderer.acoustic(score, given, prior_noise, noise_scale, speaker_id, variance=variance, variance_offset_db=variance_offset_db)
+        else:
+            acoustic = renderer.acoustic(score, given, prior_noise, noise_scale, speaker_id)
         timings["acoustic"] += time.perf_counter() - started
         source_noise = fixed_source_noise((1, 1, n_frames * hop)).numpy()[0, 0] if renderer.uses_noise else None
         chunks = decode_chunks(renderer, acoustic.latent, acoustic.f0, source_noise, speaker_id, chunk_frames, first_frame, last_frame)
-        return acoustic.f0, _timed(chunks, timings)
+        return acoustic.f0, acoustic.variance_db, _timed(chunks, timings)
 
     def _render(
         self,
@@ -521,14 +581,17 @@ class SingingSynthesizer:
         timings: dict[str, float],
         f0: torch.Tensor | None = None,
         noise_scale: float | None = None,
+        variance: torch.Tensor | None = None,
+        variance_offset_db: torch.Tensor | None = None,
     ) -> dict[str, np.ndarray]:
         """One phrase (or piece) through the model; forward hooks time its waveform stage apart from the rest."""
+        controls = {} if variance_offset_db is None else {"variance": variance, "variance_offset_db": variance_offset_db}
         marks: list[float] = []
         stage = generator.waveform_stage
         before = stage.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
         after = stage.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
         try:
-            out = generator.sing(inputs, speaker, self.noise_scale if noise_scale is None else noise_scale, f0=f0)
+            out = generator.sing(inputs, speaker, self.noise_scale if noise_scale is None else noise_scale, f0=f0, **controls)
         finally:
             before.remove()
             after.remove()
@@ -591,9 +654,17 @@ class SongRender:
     """
 
     def __init__(
-        self, synthesizer: SingingSynthesizer, plan: RenderPlan, speaker_id: int, seed: int | None, noise_scale: float | None, chunk_frames: int | None
+        self,
+        synthesizer: SingingSynthesizer,
+        plan: RenderPlan,
+        speaker_id: int,
+        seed: int | None,
+        noise_scale: float | None,
+        chunk_frames: int | None,
+        variance_offset_db: Sequence[float] | None = None,
     ) -> None:
         synthesizer._check_speaker(speaker_id)
+        self.variance_offset = synthesizer._variance_inputs(plan, variance_offset_db)  # [2] or None
         self.synthesizer = synthesizer
         self.plan = plan
         self.speaker_id = speaker_id
@@ -605,6 +676,7 @@ class SongRender:
         self.total_frames = sum(self.bodies)
         self.f0 = np.zeros(self.total_frames, dtype=np.float32)
         self.phrase_f0: list[np.ndarray] = []
+        self.phrase_variance: list[np.ndarray] = []
         self.timings = {"frontend": 0.0, "acoustic": 0.0, "decoder": 0.0}
 
     @property
@@ -621,7 +693,9 @@ class SongRender:
         if len(wav) != self.total_samples:
             raise ValueError(f"{len(wav)} samples, but the song has {self.total_frames} frames of {s.hop_size}")
         note_frames = list(plan.note_frames) if plan.note_frames else [f for p in plan.phrases for f in p.note_frame_counts]
-        return SynthesisResult(wav, s.sample_rate, s.hop_size, self.f0, note_frames, plan.notes, len(plan.phrases), self.timings, tuple(self.phrase_f0))
+        return SynthesisResult(
+            wav, s.sample_rate, s.hop_size, self.f0, note_frames, plan.notes, len(plan.phrases), self.timings, tuple(self.phrase_f0), tuple(self.phrase_variance),
+        )  # fmt: skip
 
     @torch.no_grad()
     def chunks(self) -> Iterator[AudioChunk]:
@@ -637,12 +711,18 @@ class SongRender:
             inputs = s._phrase_tensors(phrase.score)
             override = s._f0_override(phrase, inputs, self.speaker_id, self.noise_scale)
             phrase_f0 = np.zeros(phrase.frames, dtype=np.float32)
+            offset = self.variance_offset
+            variance = None
+            if offset is not None and phrase.variance_db is not None:
+                variance = torch.tensor([phrase.variance_db], dtype=torch.float32, device=s.device)  # [1, 2, T]
+            phrase_variance = None if offset is None else np.zeros((2, phrase.frames), dtype=np.float32)
             start = first_frame * hop  # song sample of the phrase's first kept sample
             body = self.bodies[number] * hop  # then the tail, cross-faded by the next phrase
             keep_end = phrase.frames - phrase.trim_end
             position, tail_pieces = 0, []
             decoded_chunks = s._decoded_phrase(
-                inputs, override, phrase_f0, self.speaker_id, self.noise_scale, self.chunk_frames, phrase.trim_start, keep_end, self.timings
+                inputs, override, phrase_f0, self.speaker_id, self.noise_scale, self.chunk_frames, phrase.trim_start, keep_end, self.timings,
+                variance, offset, phrase_variance,
             )  # fmt: skip
             for decoded in decoded_chunks:
                 piece, first = decoded.wav, position
@@ -656,6 +736,8 @@ class SongRender:
                 if len(emit):
                     yield AudioChunk(start + first, emit, number)
             self.phrase_f0.append(phrase_f0)
+            if phrase_variance is not None:
+                self.phrase_variance.append(phrase_variance)
             sung = phrase_f0 if override is None else override[0].cpu().numpy()
             self.f0[first_frame : first_frame + self.bodies[number]] = sung[phrase.trim_start : phrase.trim_start + self.bodies[number]]
             tail = np.concatenate(tail_pieces) if tail_pieces else np.zeros(0, dtype=np.float32)

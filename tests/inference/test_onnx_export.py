@@ -209,7 +209,7 @@ def test_streamed_chunks_join_into_the_whole_render(tiny_experiment, tiny_onnx_p
     streamed = song.result(joined)
     np.testing.assert_allclose(streamed.f0_hz, whole.f0_hz, atol=1e-3)
     if backend == "torch":
-        # A lazy plan (what `Singer.stream` renders) is the same plan, but its first chunk comes after one phrase's front end.
+        # A lazy plan (what `Singer.sing_stream` renders) is the same plan, but its first chunk comes after one phrase's front end.
         calls: list[int] = []
         real_phonemize = frontend.phonemize
         with pytest.MonkeyPatch.context() as patch:
@@ -253,15 +253,15 @@ def test_a_long_phrase_renders_in_bounded_pieces_on_onnxruntime_and_streams_the_
 
 
 def test_singer_stream_joins_into_singer_sing_and_a_one_frame_chunk_is_refused(tiny_onnx_pack, frontend):
-    """The API's stream (`Singer.stream`, onnxruntime here) yields in-order chunks that join into `Singer.sing`'s wav."""
+    """The API's stream (`Singer.sing_stream`, onnxruntime here) yields in-order chunks that join into `Singer.sing`'s wav."""
     singer = Singer.load(tiny_onnx_pack, device="cpu", backend="onnx", frontend=frontend)
     whole = singer.sing(SANCHAEK, seed=3).wav
-    chunks = list(singer.stream(SANCHAEK, seed=3, chunk_frames=MIN_CHUNK_FRAMES))
+    chunks = list(singer.sing_stream(SANCHAEK, seed=3, chunk_frames=MIN_CHUNK_FRAMES))
     assert len(chunks) > 1 and all(a.start + len(a.wav) == b.start for a, b in zip(chunks, chunks[1:]))
     joined = np.concatenate([c.wav for c in chunks])
     assert len(joined) == len(whole) and np.abs(joined - whole).max() <= STREAM_TOLERANCE
     with pytest.raises(UserInputError, match=f"--chunk_frames 1: a streamed chunk must hold at least {MIN_CHUNK_FRAMES} frames"):
-        singer.stream(SANCHAEK, chunk_frames=1)
+        singer.sing_stream(SANCHAEK, chunk_frames=1)
     with pytest.raises(UserInputError, match="packing writes torch weights"):
         singer.pack(tiny_onnx_pack.parent / "repacked")
 
