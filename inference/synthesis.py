@@ -598,7 +598,10 @@ class SingingSynthesizer:
         decoder_seconds = marks[1] - marks[0] if len(marks) == 2 else 0.0
         timings["decoder"] += decoder_seconds
         timings["_decoder_last"] = decoder_seconds
-        return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_hz[0].float().cpu().numpy()}
+        result = {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_hz[0].float().cpu().numpy()}
+        if variance_offset_db is not None:
+            result["variance"] = out.variance_db[0].float().cpu().numpy()
+        return result
 
 
 def _timed(chunks: Iterator[DecodedChunk], timings: dict[str, float]) -> Iterator[DecodedChunk]:
