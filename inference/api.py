@@ -137,6 +137,8 @@ class Singer:
         track: int | None = None,
         monophonic: str = "strict",
         score: Score | None = None,
+        energy_db: float = 0.0,
+        breathiness_db: float = 0.0,
     ) -> SungScore:
         """Sing the score at `score_path`: any format `preprocessor.scores` reads (.mid .musicxml .xml .mxl
         .ust .ustx .ds; `lyrics`: a Hangul text for a MIDI without lyric events), or a render file written
@@ -145,13 +147,15 @@ class Singer:
         their embeddings, weights scaled to sum to 1; a bad name is a `UserInputError` naming the known
         ones). The same inputs give the same audio (`seed` fixes the prior's
         sample; the pair is deterministic). `score`: the score of `score_path` already read (e.g. with
-        edited lyrics), sung instead of reading the file."""
+        edited lyrics), sung instead of reading the file. `energy_db` / `breathiness_db`: dB added to the
+        loudness / breathiness the model would sing (a model trained with `model.variance_controls`;
+        any other model refuses a nonzero value); per-frame curves come from an edited render file."""
         choice = parse_speaker(speaker, self.speakers)
         # One named speaker: warn against its own trained range (another voice may sing another range).
         pitch_range = (None if choice.is_mix else self.description.speaker_pitch_range(self.speakers[choice.value])) or self.pitch_range
         sung = sing_file(
             self.synthesizer(noise_scale), Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
-            key_shift, choice.value, noise_scale, seed, pitch_range, score,
+            key_shift, choice.value, noise_scale, seed, pitch_range, score, (float(energy_db), float(breathiness_db)),
         )  # fmt: skip
         result = sung.result
         return SungScore(result.wav, result.sample_rate, sung.warnings, result, sung.plan, sung.speaker, sung.seed, sung.noise_scale)

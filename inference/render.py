@@ -27,6 +27,8 @@ def render_score(
     seed: int | None = 0,
     dump: Path | None = None,
     score: Score | None = None,
+    energy_db: float = 0.0,
+    breathiness_db: float = 0.0,
 ) -> SungScore:
     """`singer.sing(midi, ...)` (any score format, or a render dump), written to `wav_path` atomically
     (and a PNG beside it with `plot`).
@@ -35,7 +37,10 @@ def render_score(
     (the web page's, with edited lyrics), sung instead of reading the file.
     """
     midi = Path(midi)
-    sung = singer.sing(midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic, score=score)
+    sung = singer.sing(
+        midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic, score=score,
+        energy_db=energy_db, breathiness_db=breathiness_db,
+    )  # fmt: skip
     if dump is not None:
         dump_render(dump, sung.plan, sung.synthesis, source=str(midi), speaker=sung.speaker, seed=sung.seed, noise_scale=sung.noise_scale)
     write_wav_atomic(wav_path, sung.wav, sung.sample_rate)

@@ -11,7 +11,11 @@ noise scale are kept). Edits are respected:
   model predict that phoneme's F0 from the score);
 - a note's ``pitch`` changed: the score the model reads changes; its F0 follows only where ``f0_hz``
   is null (set it to null to let the model re-predict the moved note);
-- a note moved in time: give its phonemes (and the neighbouring rest's) other frame counts.
+- a note moved in time: give its phonemes (and the neighbouring rest's) other frame counts;
+- ``energy_db``/``breathiness_db`` (written by a model with expressive controls, `modules.variance`):
+  the loudness and breathiness each frame is sung with, in dB, stretched like ``f0_hz`` when the
+  phoneme's frames change; null = let the model predict them; an offset given when singing the file
+  (``--energy_db``) is added on top.
 The format is described in the README ("Editable render").
 """
 from __future__ import annotations
@@ -38,10 +42,14 @@ DUMP_VERSION = 1
 _SYMBOL_OF_NAME = {phone_name(symbol): symbol for symbol in PHONE_SET}
 
 
+VARIANCE_KEYS = ("energy_db", "breathiness_db")  # per phoneme, in the order of modules.variance.VARIANCE_NAMES
+
+
 def dump_render(path: Path, plan: RenderPlan, result: SynthesisResult, *, source: str, speaker: SpeakerValue, seed: int | None, noise_scale: float) -> None:
-    """Write `plan` with the F0 `result` predicted for it, as JSON (atomically)."""
+    """Write `plan` with the F0 `result` predicted for it (and the energy and breathiness sung, for a model with them), as JSON (atomically)."""
     phrases = []
-    for phrase, predicted in zip(plan.phrases, result.phrase_f0_hz):
+    variances = result.phrase_variance_db or (None,) * len(plan.phrases)
+    for phrase, predicted, variance in zip(plan.phrases, result.phrase_f0_hz, variances):
         sung = predicted if phrase.f0_hz is None else np.where(np.isnan(np.asarray(phrase.f0_hz, np.float32)), predicted, np.asarray(phrase.f0_hz, np.float32))
         phonemes, frame = [], 0
         for symbol_id, frames, note in zip(phrase.score.phone_ids, phrase.score.phone_frames, phrase.phone_note):
@@ -50,6 +58,9 @@ def dump_render(path: Path, plan: RenderPlan, result: SynthesisResult, *, source
                 "phone": phone_name(PHONE_SET[symbol_id]), "note": note, "frames": int(frames),
                 "f0_hz": [float(v) for v in curve], "voiced": [int(v > 0) for v in curve],
             })  # fmt: skip
+            if variance is not None:
+                for key, row in zip(VARIANCE_KEYS, variance):
+                    phonemes[-1][key] = [float(v) for v in np.asarray(row[frame : frame + frames], np.float32)]
             frame += frames
         notes = [
             {"lyric": note.lyric, "pronounced": phones.pronounced, "pitch": note.pitch, "slur": int(phones.is_slur)}
@@ -125,6 +136,7 @@ def _phrase(path: Path, number: int, entry: Any) -> PhrasePlan:
         notes.append(Note(0.0, 0.0, pitch, lyric))
         phonemes_of_notes.append([])
     ids, frames, note_of, f0 = [], [], [], []
+    variance: list[list[np.ndarray]] = [[] for _ in VARIANCE_KEYS]
     for index, phoneme in enumerate(entry["phonemes"]):
         phone_where = f"{where} phoneme {index}"
         if not isinstance(phoneme, dict):
@@ -148,6 +160,8 @@ def _phrase(path: Path, number: int, entry: Any) -> PhrasePlan:
             hz = _stretch(np.asarray(curve, dtype=np.float32), count, nearest=False)
             on = _stretch(np.asarray(voiced, dtype=np.int8), count, nearest=True)
             values = np.where(on > 0, hz, np.float32(0.0)).astype(np.float32)
+        for row, key in zip(variance, VARIANCE_KEYS):
+            row.append(_variance_curve(path, phone_where, key, phoneme.get(key), count))
         ids.append(phone_to_id(_SYMBOL_OF_NAME[name]))
         frames.append(count)
         note_of.append(note)
@@ -171,7 +185,18 @@ def _phrase(path: Path, number: int, entry: Any) -> PhrasePlan:
     phones = tuple(NotePhonemes(str(n.get("pronounced", notes[i].lyric)), tuple(phonemes_of_notes[i]), bool(slurs[i])) for i, n in enumerate(notes_in))
     all_f0 = np.concatenate(f0)
     f0_hz = None if np.isnan(all_f0).all() else tuple(float(v) for v in all_f0)
-    return PhrasePlan(tuple(notes), phones, score, tuple(note_of), trims[0], trims[1], trims[2], f0_hz)
+    curves = [np.concatenate(row) for row in variance]
+    variance_db = None if all(np.isnan(c).all() for c in curves) else tuple(tuple(float(v) for v in c) for c in curves)
+    return PhrasePlan(tuple(notes), phones, score, tuple(note_of), trims[0], trims[1], trims[2], f0_hz, variance_db)
+
+
+def _variance_curve(path: Path, where: str, key: str, curve: Any, frames: int) -> np.ndarray:
+    """A phoneme's `energy_db`/`breathiness_db` list stretched to `frames` (NaN = predicted, when absent or null)."""
+    if curve is None:
+        return np.full(frames, np.nan, dtype=np.float32)
+    if not isinstance(curve, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in curve):
+        raise UserInputError(f"{path}: {where}: {key} must be a list of finite numbers (dB) or null; fix it")
+    return _stretch(np.asarray(curve, dtype=np.float32), frames, nearest=False)
 
 
 def _song_notes(phrases: list[PhrasePlan], frame_seconds: float) -> tuple[tuple[Note, ...], tuple[int, ...]]:

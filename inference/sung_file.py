@@ -73,11 +73,13 @@ def sing_file(
     seed: int | None = 0,
     pitch_range: tuple[int, int] | None = None,
     score: Score | None = None,
+    variance_offset_db: tuple[float, float] | None = None,
 ) -> SungFile:
     """Sing a score file of any format (or a `--dump` render file, sung as written); writes nothing.
 
     `pitch_range`: the trained MIDI range, for warnings about notes outside it; `score`: the score of
-    `path` already read (the web page's, with edited lyrics), sung instead of reading the file.
+    `path` already read (the web page's, with edited lyrics), sung instead of reading the file;
+    `variance_offset_db`: (energy, breathiness) dB added to what a model with expressive controls sings.
     Shared by the CLIs (`render_score`), the web page and the Python API.
     """
     path = Path(path)
@@ -86,7 +88,7 @@ def sing_file(
         if lyrics is not None or track is not None or key_shift:
             raise UserInputError(f"{path}: a render file is sung as written; leave out --lyrics, --track and --key_shift (edit its pitches instead)")
         dump = read_render_dump(path, synthesizer.sample_rate, synthesizer.hop_size)
-        result = synthesizer.render(dump.plan, speaker_id=dump.speaker, seed=dump.seed, noise_scale=dump.noise_scale)
+        result = synthesizer.render(dump.plan, speaker_id=dump.speaker, seed=dump.seed, noise_scale=dump.noise_scale, variance_offset_db=variance_offset_db)
         return SungFile(result, dump.plan, (), dump.speaker, dump.seed, dump.noise_scale)
     if score is None:
         score = read_any_score(path, lyrics_path=lyrics, track=track, monophonic=monophonic)
@@ -100,5 +102,5 @@ def sing_file(
     if score.f0_curves:
         frame_seconds = synthesizer.hop_size / synthesizer.sample_rate
         plan = with_song_f0(plan, song_f0_frames(score.f0_curves, sum(plan.note_frames), frame_seconds))
-    result = synthesizer.render(plan, speaker_id=speaker, seed=seed, noise_scale=noise_scale)
+    result = synthesizer.render(plan, speaker_id=speaker, seed=seed, noise_scale=noise_scale, variance_offset_db=variance_offset_db)
     return SungFile(result, plan, tuple(warnings), speaker, seed, noise_scale)

@@ -57,7 +57,9 @@ def limit_onednn_primitive_cache(capacity: int = 32) -> None:
 class SynthesisResult:
     """wav: float32 [S] at `sample_rate`; f0_hz: the F0 sung per frame [T] (0 = unvoiced; predicted,
     or given by the render plan); note_frames: frames of each score note (sum = T); timings: seconds
-    per stage; phrase_f0_hz: the predicted F0 of each rendered phrase, trims included (for `--dump`)."""
+    per stage; phrase_f0_hz: the predicted F0 of each rendered phrase, trims included (for `--dump`);
+    phrase_variance_db: for a model with expressive controls, the energy and breathiness each phrase was
+    sung with, `[2, frames]` dB, trims included (for `--dump`; empty otherwise)."""
 
     wav: np.ndarray
     sample_rate: int
@@ -68,6 +70,7 @@ class SynthesisResult:
     phrases: int
     timings: dict[str, float] = field(default_factory=dict)
     phrase_f0_hz: tuple[np.ndarray, ...] = ()
+    phrase_variance_db: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class PhrasePlan:
     trim_start/trim_end: frames rendered for context and dropped at each end; tail_frames: frames
         after the body that are cross-faded with the next phrase's start.
     f0_hz: the F0 to sing per rendered frame (NaN = predict), or None to sing the predicted F0.
+    variance_db: the energy and breathiness (dB) to sing per rendered frame, two tuples (NaN = predict),
+        or None to sing the predicted ones (a model with expressive controls only).
     """
 
     notes: tuple[Note, ...]
@@ -90,6 +95,7 @@ class PhrasePlan:
     trim_end: int
     tail_frames: int
     f0_hz: tuple[float, ...] | None = None
+    variance_db: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def frames(self) -> int:
@@ -328,17 +334,39 @@ class SingingSynthesizer:
         result.timings["frontend"] = frontend_seconds
         return result
 
+    def _variance_inputs(self, plan: RenderPlan, offset_db: Sequence[float] | None) -> torch.Tensor | None:
+        """The offsets as a `[2]` tensor for a model with expressive controls; a UserInputError when the
+        model has none but offsets or curves were asked for."""
+        asked = offset_db is not None and any(float(v) != 0.0 for v in offset_db)
+        curves = any(p.variance_db is not None for p in plan.phrases)
+        if not getattr(self.generator, "variance_controls", False):
+            if asked or curves:
+                raise UserInputError(
+                    "--energy_db / --breathiness_db (or energy/breathiness curves in a render file): this model has no expressive "
+                    "controls; train it with model.variance_controls: true (and features.breathiness: true in the dataset)"
+                )
+            return None
+        values = [0.0, 0.0] if offset_db is None else [float(v) for v in offset_db]
+        if len(values) != 2 or not all(math.isfinite(v) for v in values):
+            raise UserInputError(f"energy/breathiness offsets must be two finite dB values, got {list(offset_db or [])}")
+        return torch.tensor(values, dtype=torch.float32, device=self.device)
+
     @torch.no_grad()
-    def render(self, plan: RenderPlan, speaker_id: SpeakerValue = 0, seed: int | None = 0, noise_scale: float | None = None) -> SynthesisResult:
+    def render(
+        self, plan: RenderPlan, speaker_id: SpeakerValue = 0, seed: int | None = 0, noise_scale: float | None = None, variance_offset_db: Sequence[float] | None = None
+    ) -> SynthesisResult:
         """Render a `RenderPlan` (from `plan`, or read back from a dump and edited).
 
         Phrase k starts where phrase k-1's body ends (its frames less both trims and its cross-fade
         tail), so a phrase made longer or shorter moves everything after it. A phrase's `f0_hz` (NaN
         = the model's prediction) replaces the predicted F0; None everywhere = predicted.
         `noise_scale`: this render's prior temperature (default: the synthesizer's).
+        `variance_offset_db`: (energy, breathiness) dB added to the sung curves (predicted, or a phrase's
+        `variance_db`), for a model with expressive controls (`modules.variance`).
         """
         noise_scale = self.noise_scale if noise_scale is None else noise_scale
         self._check_speaker(speaker_id)
+        offset = self._variance_inputs(plan, variance_offset_db)
         timings = {"frontend": 0.0, "acoustic": 0.0, "decoder": 0.0}
         hop = self.hop_size
         bodies = [p.body_frames for p in plan.phrases]
@@ -349,15 +377,20 @@ class SingingSynthesizer:
         speaker = self._speaker_tensor(speaker_id)
         if seed is not None:
             torch.manual_seed(seed)
-        predicted_f0 = []
+        predicted_f0, sung_variance = [], []
         first_frame = 0
         for number, phrase in enumerate(plan.phrases):
             inputs = self._phrase_tensors(phrase.score)
             override = self._f0_override(phrase, inputs, speaker, noise_scale)
+            variance = None
+            if offset is not None and phrase.variance_db is not None:
+                variance = torch.tensor([phrase.variance_db], dtype=torch.float32, device=self.device)  # [1, 2, T]
             t0 = time.perf_counter()
-            out = self._render_phrase(self.generator, inputs, speaker, timings, override, noise_scale)
+            out = self._render_phrase(self.generator, inputs, speaker, timings, override, noise_scale, variance, offset)
             timings["acoustic"] += time.perf_counter() - t0 - timings.pop("_decoder_last", 0.0)
             predicted_f0.append(out["f0"])
+            if "variance" in out:
+                sung_variance.append(out["variance"])
             sung_f0 = out["f0"] if override is None else override[0].cpu().numpy()
             audio = out["wav"][phrase.trim_start * hop : len(out["wav"]) - phrase.trim_end * hop]
             phrase_f0 = sung_f0[phrase.trim_start : len(sung_f0) - phrase.trim_end]
@@ -375,7 +408,7 @@ class SingingSynthesizer:
             f0[first_frame : first_frame + bodies[number]] = phrase_f0[: bodies[number]]
             first_frame += bodies[number]
         note_frames = list(plan.note_frames) if plan.note_frames else [f for p in plan.phrases for f in p.note_frame_counts]
-        return SynthesisResult(wav, self.sample_rate, hop, f0, note_frames, plan.notes, len(plan.phrases), timings, tuple(predicted_f0))
+        return SynthesisResult(wav, self.sample_rate, hop, f0, note_frames, plan.notes, len(plan.phrases), timings, tuple(predicted_f0), tuple(sung_variance))
 
     def _f0_override(self, phrase: PhrasePlan, inputs: ScoreInputs, speaker: torch.Tensor, noise_scale: float) -> torch.Tensor | None:
         """The phrase's given F0 as `[1, T]`, its NaN frames filled with the model's prediction."""
@@ -409,24 +442,30 @@ class SingingSynthesizer:
         timings: dict[str, float],
         f0: torch.Tensor | None = None,
         noise_scale: float | None = None,
+        variance: torch.Tensor | None = None,
+        variance_offset_db: torch.Tensor | None = None,
     ) -> dict[str, np.ndarray]:
         """One phrase: in one go when it fits in `max_piece_frames`, else piece by piece, cross-faded.
 
-        `f0` `[1, T]` (Hz): the phrase's given F0 (a dump's or a DS score's curve), cut with each piece.
+        `f0` `[1, T]` (Hz): the phrase's given F0 (a dump's or a DS score's curve), cut with each piece;
+        `variance` `[1, 2, T]` (dB, NaN = predicted) likewise; `variance_offset_db` `[2]`: None for a model
+        without expressive controls (then the output has no "variance").
         """
         total = int(inputs.phone_frames.sum())
         pieces = cut_pieces(total, self.max_piece_frames, self.piece_overlap_frames)
         if len(pieces) == 1:
-            return self._render(generator, inputs, speaker, timings, f0, noise_scale)
+            return self._render(generator, inputs, speaker, timings, f0, noise_scale, variance, variance_offset_db)
         hop, half = self.hop_size, self.piece_overlap_frames // 2
         wav = np.zeros(total * hop, dtype=np.float32)
         f0_sung = np.zeros(total, dtype=np.float32)
+        variance_sung = np.zeros((2, total), dtype=np.float32)
         fade = np.linspace(0.0, 1.0, 2 * half * hop, endpoint=False, dtype=np.float32)
         decoder_seconds = 0.0
         for number, piece in enumerate(pieces):
             piece_f0 = None if f0 is None else f0[:, piece.window_start : piece.window_end]
+            piece_variance = None if variance is None else variance[:, :, piece.window_start : piece.window_end]
             piece_inputs = slice_phone_inputs(inputs, piece.window_start, piece.window_end)
-            out = self._render(generator, piece_inputs, speaker, timings, piece_f0, noise_scale)
+            out = self._render(generator, piece_inputs, speaker, timings, piece_f0, noise_scale, piece_variance, variance_offset_db)
             decoder_seconds += timings.pop("_decoder_last", 0.0)
             first, last = number == 0, number == len(pieces) - 1
             start = piece.core_start if first else piece.core_start - half  # frames of the phrase this piece writes
@@ -438,8 +477,10 @@ class SingingSynthesizer:
                 audio[len(audio) - len(fade) :] *= fade[::-1]
             wav[start * hop : end * hop] += audio  # the two ramps over a cross-fade add up to one
             f0_sung[piece.core_start : piece.core_end] = out["f0"][piece.core_start - piece.window_start : piece.core_end - piece.window_start]
+            if "variance" in out:
+                variance_sung[:, piece.core_start : piece.core_end] = out["variance"][:, piece.core_start - piece.window_start : piece.core_end - piece.window_start]
         timings["_decoder_last"] = decoder_seconds
-        return {"wav": wav, "f0": f0_sung}
+        return {"wav": wav, "f0": f0_sung} | ({"variance": variance_sung} if variance_offset_db is not None else {})
 
     def _render(
         self,
@@ -449,18 +490,24 @@ class SingingSynthesizer:
         timings: dict[str, float],
         f0: torch.Tensor | None = None,
         noise_scale: float | None = None,
+        variance: torch.Tensor | None = None,
+        variance_offset_db: torch.Tensor | None = None,
     ) -> dict[str, np.ndarray]:
         """One phrase (or piece) through the model; forward hooks time its waveform stage apart from the rest."""
+        controls = {} if variance_offset_db is None else {"variance": variance, "variance_offset_db": variance_offset_db}
         marks: list[float] = []
         stage = generator.waveform_stage
         before = stage.register_forward_pre_hook(lambda *_: marks.append(time.perf_counter()))
         after = stage.register_forward_hook(lambda *_: marks.append(time.perf_counter()))
         try:
-            out = generator.sing(inputs, speaker, self.noise_scale if noise_scale is None else noise_scale, f0=f0)
+            out = generator.sing(inputs, speaker, self.noise_scale if noise_scale is None else noise_scale, f0=f0, **controls)
         finally:
             before.remove()
             after.remove()
         decoder_seconds = marks[1] - marks[0] if len(marks) == 2 else 0.0
         timings["decoder"] += decoder_seconds
         timings["_decoder_last"] = decoder_seconds
-        return {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_hz[0].float().cpu().numpy()}
+        result = {"wav": out.wav[0, 0].float().cpu().numpy(), "f0": out.f0_hz[0].float().cpu().numpy()}
+        if variance_offset_db is not None:
+            result["variance"] = out.variance_db[0].float().cpu().numpy()
+        return result

@@ -107,6 +107,8 @@ class FramePriorNetwork(nn.Module):
         dropout: dropout inside the blocks.
         window_size: relative-attention window.
         inter_channels: latent width (channels of `m_p`, `logs_p`).
+        variance_channels: channels of an extra frame-level condition (the expressive controls,
+            `modules.variance`), embedded and added like the F0; 0 = none (the paper's prior).
     """
 
     def __init__(
@@ -119,16 +121,25 @@ class FramePriorNetwork(nn.Module):
         dropout: float = 0.1,
         window_size: int | None = 4,
         inter_channels: int = 192,
+        variance_channels: int = 0,
     ) -> None:
         super().__init__()
         self.inter_channels = inter_channels
         self.f0_embedding = nn.Conv1d(2, hidden_channels, 1)  # f0_condition channels -> hidden
+        # Only built when asked, so that checkpoints of the paper's prior keep their exact state dict.
+        self.variance_embedding = nn.Conv1d(variance_channels, hidden_channels, 3, padding=1) if variance_channels else None
         self.encoder = FFTEncoder(hidden_channels, filter_channels, n_heads, n_layers, kernel_size, dropout, window_size)
         self.projection = nn.Conv1d(hidden_channels, 2 * inter_channels, 1)
 
-    def forward(self, h: torch.Tensor, f0_hz: torch.Tensor, mask: torch.Tensor) -> FramePrior:
-        """`h [B, H, T]`, `f0_hz [B, T]` (0 = unvoiced), `mask [B, 1, T]` -> `FramePrior` (zero on padding)."""
-        x = (h + self.f0_embedding(f0_condition(f0_hz))) * mask  # [B, H, T]
+    def forward(self, h: torch.Tensor, f0_hz: torch.Tensor, mask: torch.Tensor, variance: torch.Tensor | None = None) -> FramePrior:
+        """`h [B, H, T]`, `f0_hz [B, T]` (0 = unvoiced), `mask [B, 1, T]`, `variance [B, variance_channels, T]`
+        (required exactly when the prior has `variance_channels`) -> `FramePrior` (zero on padding)."""
+        x = h + self.f0_embedding(f0_condition(f0_hz))  # [B, H, T]
+        if (variance is None) != (self.variance_embedding is None):
+            raise ValueError("pass variance [B, C, T] exactly when the prior was built with variance_channels > 0")
+        if variance is not None:
+            x = x + self.variance_embedding(variance * mask)
+        x = x * mask
         stats = self.projection(self.encoder(x, mask)) * mask  # [B, 2 * inter, T]
         mean, log_scale = torch.split(stats, self.inter_channels, dim=1)
         return FramePrior(mean, log_scale)

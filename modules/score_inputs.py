@@ -42,6 +42,7 @@ class ScoreInputs(NamedTuple):
 class SingingOutput(NamedTuple):
     wav: torch.Tensor  # [B, 1, T * hop], zero past each score's frames
     f0_hz: torch.Tensor  # [B, T] the F0 sung, in Hz (0 = unvoiced or padding)
+    variance_db: torch.Tensor | None = None  # [B, 2, T] energy, breathiness sung (dB), for a model with expressive controls
 
 
 @runtime_checkable
@@ -54,6 +55,9 @@ class SingingModel(Protocol):
     noise_scale: the sampling temperature of a stochastic singer (VISinger's prior; 0 = its mean); a
         deterministic singer documents that it has none and ignores the value.
     f0: `[B, T]` F0 in Hz sung instead of the model's prediction (an edited render, a score's curve); None = predicted.
+    A model with expressive controls (VISinger with `variance_controls`) has `variance_controls = True`
+    and its `sing` also takes `variance=` (`[B, 2, T]` energy, breathiness dB, NaN = predicted) and
+    `variance_offset_db=` (`[2]` dB); the synthesizer passes them only to such a model.
     """
 
     @property

@@ -47,6 +47,7 @@ from modules.posterior_encoder import PosteriorEncoder
 from modules.score_encoder import ScoreEncoder
 from modules.score_inputs import ScoreInputs, SingingOutput
 from modules.speaker_embedding import speaker_vectors
+from modules.variance import VARIANCE_NAMES, VarianceHeads, controlled_variance, variance_units
 from modules.waveform_decoder import WaveformDecoder
 
 
@@ -128,6 +129,7 @@ class VISingerGeneratorConfig:
     istft_n_layers: int = 6
     istft_n_fft: int = 0
     istft_harmonic_source: bool = True
+    variance_controls: bool = False
 
     def __post_init__(self) -> None:
         # ValueError: config_section turns it into a one-line UserInputError naming the section.
@@ -170,6 +172,7 @@ class VISingerTrainOutput:
     uv_logit_pred: torch.Tensor  # [B, T] logit of P(unvoiced) (target: batch `uv`)
     phoneme_logits: torch.Tensor  # [B, n_phones, T] for CTC (blank = 0)
     source_slice: torch.Tensor | None = None  # [B, 1, segment_size * hop] the decoder's harmonic excitation (None without one)
+    variance_pred: torch.Tensor | None = None  # [B, 2, T] predicted energy, breathiness in dB (None without variance_controls)
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ class VISingerInferOutput:
     f0_pred: torch.Tensor  # [B, T] predicted F0 in Hz (0 where predicted unvoiced or padded)
     frame_mask: torch.Tensor  # [B, 1, T]
     frame_lengths: torch.Tensor  # [B] = phone_frames.sum(1)
+    variance_db: torch.Tensor | None = None  # [B, 2, T] energy, breathiness (dB) the prior was given (None without variance_controls)
 
 
 class VISingerGenerator(nn.Module):
@@ -225,6 +229,7 @@ class VISingerGenerator(nn.Module):
         istft_n_layers: int = 6,
         istft_n_fft: int = 0,
         istft_harmonic_source: bool = True,
+        variance_controls: bool = False,
     ) -> None:
         super().__init__()
         # Validates the arguments and is what checkpoints store to rebuild the model.
@@ -244,14 +249,15 @@ class VISingerGenerator(nn.Module):
             n_speakers=n_speakers, gin_channels=gin_channels, decoder=decoder,
             sample_rate=sample_rate, n_harmonics=n_harmonics, ddsp_chain=tuple(ddsp_chain), istft_channels=istft_channels,
             istft_intermediate_channels=istft_intermediate_channels, istft_n_layers=istft_n_layers, istft_n_fft=istft_n_fft,
-            istft_harmonic_source=istft_harmonic_source,
+            istft_harmonic_source=istft_harmonic_source, variance_controls=variance_controls,
         )  # fmt: skip
         self.segment_size = segment_size
         self.hop_size = hop_size
         blocks = dict(filter_channels=filter_channels, n_heads=n_heads, kernel_size=kernel_size, dropout=dropout, window_size=window_size)
         self.score_encoder = ScoreEncoder(n_phones, hidden_channels, n_layers=n_layers, **blocks)
         self.f0_predictor = F0Predictor(hidden_channels, n_layers=f0_predictor_n_layers, rest_pitch=rest_pitch, **blocks)
-        self.frame_prior = FramePriorNetwork(hidden_channels, n_layers=prior_n_layers, inter_channels=inter_channels, **blocks)
+        variance_channels = len(VARIANCE_NAMES) if variance_controls else 0
+        self.frame_prior = FramePriorNetwork(hidden_channels, n_layers=prior_n_layers, inter_channels=inter_channels, variance_channels=variance_channels, **blocks)
         self.posterior_encoder = PosteriorEncoder(
             spec_channels, inter_channels, hidden_channels, posterior_kernel_size, posterior_dilation_rate, posterior_n_layers, gin_channels
         )
@@ -266,6 +272,13 @@ class VISingerGenerator(nn.Module):
         # A multi-speaker model also tells the F0 predictor and the frame prior who sings (pitch style,
         # the prior's timbre); built only then, so a single-speaker model's weights and draws are as before.
         self.speaker_to_frames = nn.Conv1d(gin_channels, hidden_channels, 1) if n_speakers > 1 else None
+        # Expressive controls (modules/variance.py): energy and breathiness predicted from h, read by the prior.
+        self.variance_heads = VarianceHeads(hidden_channels) if variance_controls else None
+
+    @property
+    def variance_controls(self) -> bool:
+        """Whether energy and breathiness can be steered (`sing(..., variance=, variance_offset_db=)`)."""
+        return self.variance_heads is not None
 
     @classmethod
     def from_config(cls, config: VISingerGeneratorConfig) -> VISingerGenerator:
@@ -312,6 +325,7 @@ class VISingerGenerator(nn.Module):
         frame_lengths: torch.Tensor,
         f0: torch.Tensor,
         speaker_id: torch.Tensor | None = None,
+        variance: torch.Tensor | None = None,
     ) -> VISingerTrainOutput:
         """Training pass.
 
@@ -322,6 +336,8 @@ class VISingerGenerator(nn.Module):
             frame_lengths: `[B]`; must equal `phone_frames.sum(1)`.
             f0: `[B, T]` ground-truth F0 in Hz (0 = unvoiced), the frame prior's condition.
             speaker_id: `[B]` ids, `[B, n_speakers]` mix weights, or None (ignored by a single-speaker model).
+            variance: `[B, 2, T]` true energy and breathiness in dB (`modules.variance`), the prior's
+                condition; required exactly with `variance_controls`.
         """
         n_frames = spec.size(2)
         if not torch.equal(phone_frames.long().sum(1), frame_lengths.long()):
@@ -335,8 +351,13 @@ class VISingerGenerator(nn.Module):
 
         h, pitch_frames = self._frame_encoding(phone_ids, note_pitch, note_dur, slur, phone_frames, phone_lengths, n_frames, g)
         f0_prediction = self.f0_predictor(h, pitch_frames, frame_mask)
-        # Prior p(z_p | score, F0) = N(m_p, exp(logs_p)^2), conditioned on the TRUE F0 while training.
-        prior = self.frame_prior(h, f0 * frame_mask.squeeze(1), frame_mask)
+        variance_pred = None
+        if self.variance_heads is not None:
+            if variance is None or variance.shape != (spec.size(0), len(VARIANCE_NAMES), n_frames):
+                raise ValueError(f"this generator has variance_controls; pass variance [B, 2, T] = {(spec.size(0), 2, n_frames)} (energy, breathiness dB)")
+            variance_pred = self.variance_heads(h, frame_mask)
+        # Prior p(z_p | score, F0) = N(m_p, exp(logs_p)^2), conditioned on the TRUE F0 (and variance) while training.
+        prior = self.frame_prior(h, f0 * frame_mask.squeeze(1), frame_mask, None if variance_pred is None else variance_units(variance) * frame_mask)
         # Posterior q(z | spec) = N(m_q, exp(logs_q)^2); z its sample, z_p = flow(z) for the KL.
         posterior = self.posterior_encoder(spec, frame_mask, g)
         z_p = self.flow(posterior.z, frame_mask, g).z
@@ -360,6 +381,7 @@ class VISingerGenerator(nn.Module):
             log_f0_pred=f0_prediction.log_f0,
             uv_logit_pred=f0_prediction.uv_logit,
             phoneme_logits=phoneme_logits,
+            variance_pred=variance_pred,
         )
 
     # ---- the singer contract (modules.score_inputs.SingingModel) ----------------------------------------
@@ -373,12 +395,19 @@ class VISingerGenerator(nn.Module):
 
     @torch.no_grad()
     def sing(
-        self, score: ScoreInputs, speaker_id: torch.Tensor | None = None, noise_scale: float = 0.667, f0: torch.Tensor | None = None
+        self,
+        score: ScoreInputs,
+        speaker_id: torch.Tensor | None = None,
+        noise_scale: float = 0.667,
+        f0: torch.Tensor | None = None,
+        variance: torch.Tensor | None = None,
+        variance_offset_db: torch.Tensor | None = None,
     ) -> SingingOutput:
-        """`infer` from a `ScoreInputs`: the waveform `[B, 1, T * hop]` and the F0 sung `[B, T]` (`f0` when given, else predicted)."""
-        out = self.infer(*score, speaker_id=speaker_id, noise_scale=noise_scale, f0=f0)
+        """`infer` from a `ScoreInputs`: the waveform `[B, 1, T * hop]`, the F0 sung `[B, T]` (`f0` when given, else
+        predicted) and, with `variance_controls`, the energy and breathiness sung `[B, 2, T]` dB (see `infer`)."""
+        out = self.infer(*score, speaker_id=speaker_id, noise_scale=noise_scale, f0=f0, variance=variance, variance_offset_db=variance_offset_db)
         sung = out.f0_pred if f0 is None else f0 * out.frame_mask.squeeze(1)
-        return SingingOutput(out.wav, sung)
+        return SingingOutput(out.wav, sung, out.variance_db)
 
     @torch.no_grad()
     def infer(
@@ -392,12 +421,18 @@ class VISingerGenerator(nn.Module):
         speaker_id: torch.Tensor | None = None,
         noise_scale: float = 0.667,
         f0: torch.Tensor | None = None,
+        variance: torch.Tensor | None = None,
+        variance_offset_db: torch.Tensor | None = None,
     ) -> VISingerInferOutput:
         """Score -> waveform. The prior is conditioned on the F0 predictor's contour unless `f0 [B, T]` (Hz) is given.
 
         `T = max(phone_frames.sum(1))`; `noise_scale` scales the prior sample (0 = its mean).
+        With `variance_controls`, the prior also reads energy and breathiness: `variance [B, 2, T]` dB
+        where not NaN, else the heads' prediction, plus `variance_offset_db` (`[2]` or `[B, 2]` dB).
         Call `.eval()` first to turn dropout off.
         """
+        if self.variance_heads is None and (variance is not None or variance_offset_db is not None):
+            raise ValueError("this generator has no variance controls (trained without model.variance_controls)")
         frame_lengths = phone_frames.long().sum(1)
         n_frames = int(frame_lengths.max())
         g = self._speaker_condition(speaker_id)
@@ -408,12 +443,15 @@ class VISingerGenerator(nn.Module):
         if f0 is not None and f0.shape != f0_pred.shape:
             raise ValueError(f"f0 override must be [B, T] = {tuple(f0_pred.shape)}, got {tuple(f0.shape)}")
         condition = f0_pred if f0 is None else f0 * frame_mask.squeeze(1)
-        prior = self.frame_prior(h, condition, frame_mask)
+        variance_db = None
+        if self.variance_heads is not None:
+            variance_db = controlled_variance(self.variance_heads(h, frame_mask), variance, variance_offset_db, frame_mask)
+        prior = self.frame_prior(h, condition, frame_mask, None if variance_db is None else variance_units(variance_db) * frame_mask)
         # z_p ~ N(m_p, (noise_scale * exp(logs_p))^2), then back through the flow to the posterior space.
         z_p = (prior.mean + torch.randn_like(prior.mean) * torch.exp(prior.log_scale) * noise_scale) * frame_mask
         z = self.flow(z_p, frame_mask, g, reverse=True).z
         wav = self.decoder(z, frame_mask, g, f0=condition)  # [B, 1, T * hop]
-        return VISingerInferOutput(wav=wav, f0_pred=f0_pred, frame_mask=frame_mask, frame_lengths=frame_lengths)
+        return VISingerInferOutput(wav=wav, f0_pred=f0_pred, frame_mask=frame_mask, frame_lengths=frame_lengths, variance_db=variance_db)
 
     @torch.no_grad()
     def infer_from_posterior(

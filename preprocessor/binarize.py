@@ -11,6 +11,7 @@ a failure at any point leaves the old dataset as it was and removes the half-bui
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -25,7 +26,8 @@ from tqdm import tqdm
 
 from config.errors import UserInputError
 from preprocessor.atomic_io import replace_directory, staging_directory, write_text_atomic
-from preprocessor.binary_dataset import BinaryDatasetWriter, svs_fields
+from preprocessor.augment import AugmentationSettings, Transform, plan_augmentation, stretched_frames
+from preprocessor.binary_dataset import BinaryDatasetWriter, FieldSpec, svs_fields
 from preprocessor.settings import DataPipelineSettings
 
 SPLITS = ("train", "valid", "test")
@@ -125,8 +127,14 @@ def _extractor(settings: DataPipelineSettings):
     return _WORKER_EXTRACTORS[key]
 
 
-def binarize_item(row: dict[str, Any], settings: DataPipelineSettings, speaker_ids: dict[str, int]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Features and phoneme-level arrays of one segment (see preprocessor/binary_dataset.py)."""
+def binarize_item(
+    row: dict[str, Any], settings: DataPipelineSettings, speaker_ids: dict[str, int], transform: Transform | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Features and phoneme-level arrays of one segment (see preprocessor/binary_dataset.py).
+
+    `transform`: make an augmented copy (`preprocessor.augment`): the audio resynthesised with the key
+    shift / speed, the notes moved with it, every feature extracted from the new audio.
+    """
     import torch
 
     from preprocessor.audio import extract_f0, frame_energy, load_wav
@@ -140,12 +148,21 @@ def binarize_item(row: dict[str, Any], settings: DataPipelineSettings, speaker_i
     n_frames = int(row["n_frames"])
     if len(audio) != n_frames * a.hop_size:
         raise UserInputError(f"{wav_path}: {len(audio)} samples, metadata says {n_frames} frames x {a.hop_size}; re-run base_preprocess.py --force")
+    notes_in = row["notes"]
+    if transform is not None:
+        from preprocessor.augment import transformed_notes, world_transform
+
+        source_f0 = extract_f0(audio, a.sample_rate, a.hop_size, n_frames, a.f0_min, a.f0_max, a.f0_extractor)
+        audio = world_transform(audio, a.sample_rate, a.hop_size, source_f0.f0_hz, transform.key_shift, transform.speed)
+        out_frames = stretched_frames(n_frames, transform.speed)
+        notes_in = transformed_notes(notes_in, transform, n_frames, out_frames, a.sample_rate, a.hop_size)
+        n_frames = out_frames
     with torch.no_grad():
         mel = _extractor(settings).mel(torch.from_numpy(audio)[None])[0].T.numpy()  # [T, n_mels], time-major on disk
     f0_track = extract_f0(audio, a.sample_rate, a.hop_size, n_frames, a.f0_min, a.f0_max, a.f0_extractor)
     energy = frame_energy(audio, a.hop_size, a.win_size, n_frames)
-    notes = [Note(n["start"], n["end"], n["pitch"], n["lyric"]) for n in row["notes"]]
-    phonemized = [NotePhonemes(n["pron"], tuple(n["phonemes"]), bool(n["slur"])) for n in row["notes"]]
+    notes = [Note(n["start"], n["end"], n["pitch"], n["lyric"]) for n in notes_in]
+    phonemized = [NotePhonemes(n["pron"], tuple(n["phonemes"]), bool(n["slur"])) for n in notes_in]
     note_frames = note_frame_counts([n.end for n in notes], a.sample_rate, a.hop_size, n_frames)
     phone_ids, phone_frames, note_pitch, note_dur, slur = phoneme_score(notes, phonemized, note_frames)
     assert sum(phone_frames) == n_frames == mel.shape[0], (row["item_name"], sum(phone_frames), n_frames, mel.shape)
@@ -161,8 +178,23 @@ def binarize_item(row: dict[str, Any], settings: DataPipelineSettings, speaker_i
         "note_dur": np.asarray(note_dur, np.float32),
         "slur": np.asarray(slur, np.uint8),
     }
+    if settings.features.breathiness:
+        from preprocessor.variance import frame_breathiness
+
+        arrays["breathiness"] = frame_breathiness(audio, a.sample_rate, a.hop_size, a.win_size, f0_track.f0_hz).astype(np.float32)
     scalars = {"speaker_id": speaker_ids[row["speaker"]], "recording": row["recording"], "seconds": row["seconds"]}
+    if transform is not None:
+        scalars.update(seconds=n_frames * a.hop_size / a.sample_rate, source=row["item_name"], key_shift=transform.key_shift, speed=transform.speed)
     return arrays, scalars
+
+
+def augmentation_record(settings: AugmentationSettings, plan: list[Transform], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the augmentation made, for the train split's `meta.json` and `summary.json`."""
+    return {
+        "method": "WORLD resynthesis (pyworld): key shift keeps the spectral envelope (formants), time stretch interpolates the tracks",
+        "settings": dataclasses.asdict(settings),
+        "copies": [{"source": rows[t.source]["item_name"], "key_shift": t.key_shift, "speed": t.speed} for t in plan],
+    }
 
 
 def _init_worker() -> None:
@@ -206,6 +238,10 @@ def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipe
     speaker_ids = {name: index for index, name in enumerate(speakers)}
     a = settings.audio
     attributes = {"sample_rate": a.sample_rate, "hop_size": a.hop_size, "n_mels": a.n_mels, "speakers": speakers}
+    fields = svs_fields(a.n_mels)
+    if settings.features.breathiness:
+        fields["breathiness"] = FieldSpec("float32")
+    augmentation = {"train": None}
     phone_counts: Counter[str] = Counter({p: 0 for p in PHONE_SET})
     items, hours = {}, {}
     log_f0_sum, log_f0_sq, voiced_total = 0.0, 0.0, 0
@@ -223,11 +259,18 @@ def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipe
     try:
         for split in SPLITS:
             split_rows = [r for r in rows if r["split"] == split]
-            writer = BinaryDatasetWriter(out_dir / split, svs_fields(a.n_mels), attributes)
-            jobs = [(r, settings, speaker_ids) for r in split_rows]
+            augmented = plan_augmentation(settings.augmentation, len(split_rows)) if split == "train" else []
+            split_attributes = attributes
+            if split == "train" and settings.augmentation.enabled:
+                augmentation["train"] = augmentation_record(settings.augmentation, augmented, split_rows)
+                split_attributes = dict(attributes, augmentation=augmentation["train"])
+            writer = BinaryDatasetWriter(out_dir / split, fields, split_attributes)
+            jobs = [(r, settings, speaker_ids) for r in split_rows] + [(split_rows[t.source], settings, speaker_ids, t) for t in augmented]
+            names = [r["item_name"] for r in split_rows] + [split_rows[t.source]["item_name"] + t.suffix for t in augmented]
+            progress.total += len(augmented)
             results = pool.map(_binarize_star, jobs, chunksize=4) if pool else map(_binarize_star, jobs)
-            for row, (arrays, scalars) in zip(split_rows, results):
-                writer.add(row["item_name"], arrays, scalars)
+            for name, (arrays, scalars) in zip(names, results):
+                writer.add(name, arrays, scalars)
                 for phone_id in arrays["phone_ids"]:
                     phone_counts[PHONE_SET[phone_id]] += 1
                 if split == "train":
@@ -239,11 +282,13 @@ def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipe
                     sung = arrays["note_pitch"][arrays["note_pitch"] > 0]
                     if len(sung):
                         pitch_low, pitch_high = min(pitch_low, int(sung.min())), max(pitch_high, int(sung.max()))
-                    per_speaker[row["speaker"]].add(arrays["f0"], arrays["uv"], arrays["note_pitch"])
+                    per_speaker[speakers[int(scalars["speaker_id"])]].add(arrays["f0"], arrays["uv"], arrays["note_pitch"])
                 progress.update()
             writer.finalize()
-            items[split] = len(split_rows)
-            hours[split] = sum(r["seconds"] for r in split_rows) / 3600
+            items[split] = len(names)
+            hours[split] = sum(r["seconds"] for r in split_rows) / 3600 + sum(
+                stretched_frames(split_rows[t.source]["n_frames"], t.speed) * a.hop_size / a.sample_rate for t in augmented
+            ) / 3600
     finally:
         progress.close()
         if pool:
@@ -259,6 +304,10 @@ def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipe
     summary = BinarizeSummary(items, hours, dict(phone_counts), mean, std, out_dir, speaker_stats)
     write_text_atomic(
         out_dir / "summary.json",
-        json.dumps({"items": items, "hours": hours, "phone_counts": dict(phone_counts), "log_f0_mean": mean, "log_f0_std": std, "speakers": speaker_stats}, ensure_ascii=False, indent=1),
+        json.dumps(
+            {"items": items, "hours": hours, "phone_counts": dict(phone_counts), "log_f0_mean": mean, "log_f0_std": std, "speakers": speaker_stats}
+            | ({"augmentation": augmentation["train"]} if settings.augmentation.enabled else {}),
+            ensure_ascii=False, indent=1,
+        ),
     )
     return summary

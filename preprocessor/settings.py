@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from config.loader import check_sections, config_section
+from preprocessor.augment import AugmentationSettings
 
 
 LAYOUTS = ("auto", "final", "early", "folder", "diffsinger")
@@ -118,11 +119,24 @@ class PreprocessSettings:
 
 
 @dataclass(frozen=True)
+class FeatureSettings:
+    """`features:` — optional per-frame features binarization extracts (energy is always there).
+
+    breathiness: DiffSinger's breathiness, the RMS of the WORLD-separated aperiodic part in dB
+    (`preprocessor.variance`); needed by a model with `model.variance_controls: true`.
+    """
+
+    breathiness: bool = False
+
+
+@dataclass(frozen=True)
 class DataPipelineSettings:
     audio: Any  # preprocessor.audio.AudioSettings (imported lazily: it pulls in torch)
     dataset: DatasetSettings
     segment: SegmentSettings
     preprocess: PreprocessSettings
+    features: FeatureSettings = FeatureSettings()
+    augmentation: AugmentationSettings = AugmentationSettings()
 
     @property
     def processed_dir(self) -> Path:
@@ -133,7 +147,7 @@ class DataPipelineSettings:
         return Path(self.dataset.binary_dir)
 
 
-DATA_SECTIONS = ("audio", "dataset", "segment", "preprocess")
+DATA_SECTIONS = ("audio", "dataset", "segment", "preprocess", "features", "augmentation")
 # The sections of a training config (which includes a dataset config through base_config): the data
 # CLIs accept such a config and leave these to tasks/runs/run.py, which checks them against the task.
 TRAINING_SECTIONS = ("task_cls", "trainer", "optimizers", "model", "discriminator", "loss_weights", "training", "validation", "infer")
@@ -143,7 +157,7 @@ def check_data_sections(cfg: dict[str, Any]) -> None:
     """Every data-pipeline section that is present, checked key by key (unknown keys name the closest)."""
     from preprocessor.audio import AudioSettings
 
-    for key, cls in zip(DATA_SECTIONS, (AudioSettings, DatasetSettings, SegmentSettings, PreprocessSettings)):
+    for key, cls in zip(DATA_SECTIONS, (AudioSettings, DatasetSettings, SegmentSettings, PreprocessSettings, FeatureSettings, AugmentationSettings)):
         if key in cfg:
             config_section(cfg, cls, key)
 
@@ -158,4 +172,6 @@ def data_pipeline_settings(cfg: dict[str, Any], source: str = "config") -> DataP
         dataset=config_section(cfg, DatasetSettings, "dataset"),
         segment=config_section(cfg, SegmentSettings, "segment"),
         preprocess=config_section(cfg, PreprocessSettings, "preprocess"),
+        features=config_section(cfg, FeatureSettings, "features") if "features" in cfg else FeatureSettings(),
+        augmentation=config_section(cfg, AugmentationSettings, "augmentation") if "augmentation" in cfg else AugmentationSettings(),
     )

@@ -19,6 +19,7 @@ from preprocessor.text.phone_set import read_phone_set
 
 PHONE_FIELDS = ("phone_ids", "note_pitch", "note_dur", "slur", "phone_frames")
 FRAME_FIELDS = ("f0", "uv", "energy")
+OPTIONAL_FRAME_FIELDS = ("breathiness",)  # float32 [T] dB, present when the dataset was binarized with them
 
 
 class SingingDataset(Dataset):
@@ -49,6 +50,9 @@ class SingingDataset(Dataset):
         item["f0"] = torch.from_numpy(raw["f0"])
         item["uv"] = torch.from_numpy(raw["uv"].astype(np.float32))
         item["energy"] = torch.from_numpy(raw["energy"])
+        for field in OPTIONAL_FRAME_FIELDS:
+            if field in raw:
+                item[field] = torch.from_numpy(np.asarray(raw[field], dtype=np.float32))
         item["wav"] = torch.from_numpy(raw["wav"].astype(np.float32) / 32768.0)
         item["speaker_id"] = torch.tensor(int(raw["speaker_id"]))
         item["name"] = raw["name"]
@@ -67,7 +71,7 @@ def collate_singing(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Pad a list of items into a batch.
 
     Returns `phone_* / note_* / slur` [B, P], `phone_lengths` [B], `mel` [B, n_mels, T],
-    `f0`, `uv`, `energy` [B, T], `frame_lengths` [B], `wav` [B, 1, S], `speaker_id` [B], `names`, and
+    `f0`, `uv`, `energy` (and `breathiness` when every item has it) [B, T], `frame_lengths` [B], `wav` [B, 1, S], `speaker_id` [B], `names`, and
     `score`: the six score fields as one `modules.score_inputs.ScoreInputs` (what the models take).
     """
     if not items:
@@ -80,6 +84,9 @@ def collate_singing(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch["mel"] = _pad_stack([item["mel"] for item in items], max_frames)
     for field in FRAME_FIELDS:
         batch[field] = _pad_stack([item[field] for item in items], max_frames)
+    for field in OPTIONAL_FRAME_FIELDS:
+        if all(field in item for item in items):
+            batch[field] = _pad_stack([item[field] for item in items], max_frames)
     batch["wav"] = _pad_stack([item["wav"] for item in items], max_frames * hop).unsqueeze(1)
     batch["phone_lengths"] = phone_lengths
     batch["frame_lengths"] = frame_lengths

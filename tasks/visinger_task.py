@@ -27,6 +27,7 @@ from modules.losses import (
     uv_loss,
 )
 from modules.masks import length_mask, slice_segments
+from modules.variance import variance_l1
 from modules.visinger import VISingerGenerator, VISingerGeneratorConfig, VISingerTrainOutput
 from preprocessor.audio import AudioSettings, SpectrogramExtractor
 from preprocessor.text.phone_set import PHONE_SET
@@ -49,6 +50,7 @@ class LossWeights:
     uv: float = 1.0
     ctc: float = 1.0
     source_mel: float = 45.0  # mel L1 of the harmonic source's own waveform (nsf_hifigan's excitation, ddsp's DSP output; 0 for other decoders)
+    variance: float = 1.0  # L1 (dB / 20) of the predicted energy and breathiness (model.variance_controls; 0 without)
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,19 @@ class VISingerTask(GANTask):
         with torch.autocast(device_type=batch["wav"].device.type, enabled=False):
             return self.features.linear(batch["wav"].float(), samples)
 
+    def _variance(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """`[B, 2, T]` energy and breathiness (dB) of the batch, for a generator with `variance_controls`."""
+        if not self.generator_config.variance_controls:
+            return None
+        if "breathiness" not in batch:
+            raise UserInputError(
+                f"{self.binary_dir}: model.variance_controls needs the breathiness feature; binarize with 'features: {{breathiness: true}}' in the dataset config"
+            )
+        return torch.stack([batch["energy"], batch["breathiness"]], dim=1)
+
     def generator_pass(self, batch: dict[str, Any]) -> VISingerPass:
         out = self.models["generator"](
-            *batch["score"], self._linear_spec(batch), batch["frame_lengths"], batch["f0"], batch["speaker_id"],
+            *batch["score"], self._linear_spec(batch), batch["frame_lengths"], batch["f0"], batch["speaker_id"], self._variance(batch),
         )  # fmt: skip
         hop = self.audio.hop_size
         real = slice_segments(batch["wav"], out.slice_starts * hop, self.generator_config.segment_size * hop)
@@ -149,7 +161,9 @@ class VISingerTask(GANTask):
                 "uv": uv_loss(train.uv_logit_pred.float(), batch["uv"], train.frame_mask),
                 "ctc": ctc_loss(train.phoneme_logits, batch["frame_lengths"], batch["phone_ids"], batch["phone_lengths"]),
                 "source_mel": source_mel_loss(self.features, train.source_slice, mel_real, train.slice_mask),
-            }
+                "variance": train.m_p.new_zeros(()) if train.variance_pred is None
+                else variance_l1(train.variance_pred.float(), self._variance(batch).float(), train.frame_mask),
+            }  # fmt: skip
 
     # ---- validation -----------------------------------------------------------------------------
     def _infer_from_score(self, batch: dict[str, Any], noise_scale: float, f0: torch.Tensor | None = None):

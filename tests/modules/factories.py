@@ -61,6 +61,7 @@ def make_generator_args(**overrides: Any) -> dict[str, Any]:
         istft_n_layers=2,
         istft_n_fft=0,
         istft_harmonic_source=True,
+        variance_controls=False,
     )
     unknown = set(overrides) - set(args)
     if unknown:
