@@ -215,3 +215,27 @@ def test_sung_pitch_matches_the_score(corpus):
     errors = np.asarray(errors)
     assert (errors < 50).mean() >= 0.95, np.sort(errors)[-10:]
     assert np.median(errors) < 10
+
+
+def test_the_second_voice_sings_a_fifth_lower_with_lower_formants(tmp_path):
+    """The multi-speaker demo's `low` voice: the same song 7 semitones lower (score and audio), its own marker, darker."""
+    from preprocessor.demo_corpus import DEMO_VOICES
+
+    default, low = tmp_path / "default", tmp_path / "low"
+    generate_demo_corpus(default, songs=1)
+    generate_demo_corpus(low, songs=1, voice="low")
+    assert json.loads((low / ".demo_corpus.json").read_text(encoding="utf-8"))["voice"] == "low"
+    assert "voice" not in json.loads((default / ".demo_corpus.json").read_text(encoding="utf-8"))
+    pitches = {name: [int(line.split(",")[2]) for line in (root / "korean/csv/kr001a.csv").read_text(encoding="utf-8").splitlines()[1:]]
+               for name, root in (("default", default), ("low", low))}
+    assert [p + DEMO_VOICES["low"].transpose for p in pitches["default"]] == pitches["low"]
+    sample_rate, hop = 16000, 160
+    measured = {}
+    for name, root in (("default", default), ("low", low)):
+        wav = load_wav(root / "korean/wav/kr001a.wav", sample_rate)
+        track = extract_f0(wav, sample_rate, hop, len(wav) // hop, 50.0, 1100.0, "parselmouth")
+        spectrum = np.abs(np.fft.rfft(wav[: len(wav) // 1024 * 1024].reshape(-1, 1024) * np.hanning(1024), axis=1)).mean(0)
+        freqs = np.fft.rfftfreq(1024, 1 / sample_rate)
+        measured[name] = (np.median(track.f0_hz[track.uv == 0]), (freqs * spectrum).sum() / spectrum.sum())
+    assert abs(1200 * np.log2(measured["low"][0] / measured["default"][0]) + 700) < 50  # a fifth lower
+    assert measured["low"][1] < 0.9 * measured["default"][1]  # a darker spectrum (lower formants, lower harmonics)
