@@ -24,13 +24,14 @@ aspiration, tensification, lateralization) inside each word.
 Voices (`DEMO_VOICES`): ``default`` is the voice above (the single-speaker demo, byte for byte as
 before); ``low`` is a second singer for the multi-speaker demo (config/datasets/svs/demo_multi): the
 same songs a fifth lower (-7 semitones), formants 18 % lower (a longer vocal tract), a deeper and
-slower vibrato and a breathier source, with its own noise seed.
+slower vibrato and twice the breath noise, with its own noise seed.
 
 CLI: ``python -m preprocessor.demo_corpus --out data/raw/demo [--voice low]`` prints the summary.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -654,8 +655,8 @@ def _write_song(score: SongScore, korean_dir: Path, sample_rate: int, seed: int,
 
 def _marker(sample_rate: int, seed: int, songs: tuple[DemoSong, ...], voice: str = "default") -> dict:
     marker = {"generator_version": GENERATOR_VERSION, "sample_rate": sample_rate, "seed": seed, "recordings": [s.recording_id for s in songs]}
-    if voice != "default":  # the default voice's marker is as it always was
-        marker["voice"] = voice
+    if voice != "default":  # the default voice's marker is as it always was; another voice's names its settings
+        marker["voice"] = dataclasses.asdict(demo_voice(voice))
     return marker
 
 
