@@ -10,9 +10,12 @@ training log-mel):
 - in tune: share of the voiced frames under a note within 50 cents of it (`inference.metrics.in_tune_share`);
 - median F0 (Hz) of the voiced frames;
 - spectral centroid (Hz): the mean, over voiced frames, of the centroid of the linear magnitude spectrum;
-- envelope distance to each recording: the RMS difference (in natural-log units) between the render's mean
-  log-mel over voiced frames and that of the voice's own recording of the song (the same score), so the
-  spectral envelope is compared with the pitch left the same.
+- envelope distance to the recording of this key: the RMS difference (natural-log units) between the
+  render's mean log-mel over voiced frames and that of the recording sung in the same key (the same
+  notes, so the pitch is the same and the difference is the envelope's);
+- per key, where the mix lies between the two voices: the distance between the two voices' mean log-mel
+  profiles, and the mix's position along the line from the first voice's profile to the second's
+  (0 = the first, 1 = the second; the projection of the mix's profile), with its distance off that line.
 The recordings themselves are measured too (rows `recording`).
 """
 from __future__ import annotations
@@ -98,11 +101,19 @@ def main() -> int:
         rows.append((f"{key_voice}'s key", "recording " + key_voice, reference[key_voice], reference))
         for choice, (wav, pitch) in renders.items():
             rows.append((f"{key_voice}'s key", choice, measure(wav, audio, pitch), reference))
-    print(f"| score | sung by | in tune | median F0 (Hz) | spectral centroid (Hz) | envelope dist. to demo | to demo_low |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| score | sung by | in tune | median F0 (Hz) | spectral centroid (Hz) | envelope dist. to this key's recording |")
+    print("|---|---|---:|---:|---:|---:|")
+    rms = lambda x: float(np.sqrt(np.mean(x**2)))  # noqa: E731
     for key, who, m, reference in rows:
-        distances = [float(np.sqrt(np.mean((m["profile"] - reference[v]["profile"]) ** 2))) for v in VOICE_DIRS]
-        print(f"| {key} | {who} | {100 * m['in_tune']:.1f} % | {m['median_f0']:.1f} | {m['centroid']:.0f} | {distances[0]:.3f} | {distances[1]:.3f} |")
+        own = reference[key.split("'")[0]]["profile"]
+        print(f"| {key} | {who} | {100 * m['in_tune']:.1f} % | {m['median_f0']:.1f} | {m['centroid']:.0f} | {rms(m['profile'] - own):.3f} |")
+    for key in dict.fromkeys(k for k, *_ in rows):
+        sung = {who: m["profile"] for k, who, m, _ in rows if k == key and not who.startswith("recording")}
+        first, second, mix = (sung[c] for c in list(sung))
+        line = second - first
+        position = float(np.dot(mix - first, line) / np.dot(line, line))
+        off = rms(mix - (first + position * line))
+        print(f"{key}: voice profiles {rms(line):.3f} apart; the 50/50 mix lies at {position:.2f} of the way from {names[0]} to {names[1]} ({off:.3f} off the line)")
     print(f"machine: {machine_line()}; load average {os.getloadavg()[0]:.2f} (others shared the machine)")
     return 0
 
