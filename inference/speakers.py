@@ -47,8 +47,10 @@ def _known(names: Sequence[str]) -> str:
 def _resolve(token: str, names: Sequence[str], spec: str) -> int:
     if token in names:
         return names.index(token)
-    if token.isdigit() and int(token) < len(names):
-        return int(token)
+    if token.isdigit():
+        if int(token) < len(names):
+            return int(token)
+        raise UserInputError(f"--speaker {token}: this model has {len(names)} speaker(s); {_known(names)}")
     raise UserInputError(f"--speaker {spec}: unknown speaker {token!r}; {_known(names)}")
 
 
