@@ -22,9 +22,17 @@ import numpy as np
 import torch
 
 from config.errors import UserInputError
+from inference.speakers import SpeakerValue
 
 MIN_CHUNK_FRAMES = 8
 SCORE_FIELDS = ("phone_ids", "note_pitch", "note_dur", "slur", "phone_frames")
+
+
+def speaker_tensor(speaker: SpeakerValue, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`[1]` id, or `[1, n_speakers]` float mix weights (`inference.speakers`): what the models' speaker input takes."""
+    if isinstance(speaker, tuple):
+        return torch.tensor([list(speaker)], dtype=torch.float32, device=device)
+    return torch.tensor([int(speaker)], device=device)
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,10 @@ class PhraseRenderer(Protocol):
     context_frames: int  # decoder frames on each side that can change an output frame
 
     def acoustic(
-        self, score: dict[str, np.ndarray], f0: np.ndarray | None, prior_noise: np.ndarray | None, noise_scale: float, speaker_id: int
+        self, score: dict[str, np.ndarray], f0: np.ndarray | None, prior_noise: np.ndarray | None, noise_scale: float, speaker_id: SpeakerValue
     ) -> AcousticResult: ...
 
-    def decode(self, latent: np.ndarray, f0: np.ndarray, source_noise: np.ndarray | None, start_phase: float, speaker_id: int) -> np.ndarray: ...
+    def decode(self, latent: np.ndarray, f0: np.ndarray, source_noise: np.ndarray | None, start_phase: float, speaker_id: SpeakerValue) -> np.ndarray: ...
 
 
 def phase_before_frames(f0: np.ndarray, hop_size: int, sample_rate: int) -> float:
@@ -76,7 +84,7 @@ def decode_chunks(
     latent: np.ndarray,
     f0: np.ndarray,
     source_noise: np.ndarray | None,
-    speaker_id: int,
+    speaker_id: SpeakerValue,
     chunk_frames: int | None,
     first_frame: int = 0,
     last_frame: int | None = None,
@@ -130,8 +138,8 @@ class TorchRenderer:
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
-    def _speaker(self, speaker_id: int) -> torch.Tensor:
-        return torch.tensor([speaker_id], device=self.device)
+    def _speaker(self, speaker_id: SpeakerValue) -> torch.Tensor:
+        return speaker_tensor(speaker_id, self.device)
 
     @torch.no_grad()
     def acoustic(
@@ -140,7 +148,7 @@ class TorchRenderer:
         f0: np.ndarray | None,
         prior_noise: np.ndarray | None,
         noise_scale: float,
-        speaker_id: int,
+        speaker_id: SpeakerValue,
         variance: torch.Tensor | None = None,
         variance_offset_db: torch.Tensor | None = None,
     ) -> AcousticResult:
@@ -163,7 +171,7 @@ class TorchRenderer:
         return AcousticResult(latent[0].float().cpu().numpy(), sung[0].float().cpu().numpy())
 
     @torch.no_grad()
-    def decode(self, latent: np.ndarray, f0: np.ndarray, source_noise: np.ndarray | None, start_phase: float, speaker_id: int) -> np.ndarray:
+    def decode(self, latent: np.ndarray, f0: np.ndarray, source_noise: np.ndarray | None, start_phase: float, speaker_id: SpeakerValue) -> np.ndarray:
         g = self.model.speaker_condition(self._speaker(speaker_id)) if self.is_visinger else None
         noise = None if source_noise is None or not self.uses_noise else self._tensor(source_noise).view(1, 1, -1)
         phase = torch.tensor([start_phase], dtype=torch.float64, device=self.device) if self.uses_f0 else None

@@ -72,7 +72,15 @@ SCORE_INPUTS = [
     _io("slur", "int64", [1, "P"], "1 where the phoneme continues a melisma"),
     _io("phone_frames", "int64", [1, "P"], "frames of each phoneme (T = their sum)"),
 ]
-SPEAKER_INPUT = _io("speaker_id", "int64", [1], "speaker id (0 .. n_speakers - 1)")
+def speaker_input(n_speakers: int) -> dict[str, Any]:
+    return _io(
+        "speaker_weights", "float32", [1, n_speakers],
+        "who sings: one weight per speaker (a mix of their embeddings, weights summing to 1; one speaker = one-hot)",
+    )  # fmt: skip
+
+
+def _example_speaker(n_speakers: int) -> torch.Tensor:
+    return torch.full((1, n_speakers), 1.0 / n_speakers)
 
 
 class _NamedInputs(torch.nn.Module):
@@ -134,12 +142,12 @@ def _visinger_graphs(generator):
     n_frames = int(score["phone_frames"].sum())
     acoustic_example = {**score, "given_f0": torch.full((1, n_frames), float("nan")),
                         "prior_noise": torch.randn(1, config.inter_channels, n_frames, generator=torch.Generator().manual_seed(1)),
-                        "noise_scale": torch.tensor(0.667), "speaker_id": torch.tensor([0])}  # fmt: skip
+                        "noise_scale": torch.tensor(0.667), "speaker_weights": _example_speaker(config.n_speakers)}  # fmt: skip
     acoustic_inputs = SCORE_INPUTS + [
         F0_INPUT,
         _io("prior_noise", "float32", [1, config.inter_channels, "T"], "standard normal noise of the prior sample"),
         _io("noise_scale", "float32", [], "prior temperature (0.667 as VITS; 0 = the prior mean)"),
-    ] + ([SPEAKER_INPUT] if config.n_speakers > 1 else [])  # fmt: skip
+    ] + ([speaker_input(config.n_speakers)] if config.n_speakers > 1 else [])  # fmt: skip
     acoustic_outputs = [
         _io("latent", "float32", [1, config.inter_channels, "T"], "latent z after the reverse flow: the decoder's input"),
         _io("f0", "float32", [1, "T"], "the F0 sung in Hz (the input's, its NaN frames predicted; 0 = unvoiced): the decoder's F0"),
@@ -154,8 +162,8 @@ def _pair_graphs(acoustic_model, vocoder):
     config = acoustic_model.config
     score = _example_score(config.n_phones)
     n_frames = int(score["phone_frames"].sum())
-    example = {**score, "given_f0": torch.full((1, n_frames), float("nan")), "speaker_id": torch.tensor([0])}
-    inputs = SCORE_INPUTS + [F0_INPUT] + ([SPEAKER_INPUT] if config.n_speakers > 1 else [])
+    example = {**score, "given_f0": torch.full((1, n_frames), float("nan")), "speaker_weights": _example_speaker(config.n_speakers)}
+    inputs = SCORE_INPUTS + [F0_INPUT] + ([speaker_input(config.n_speakers)] if config.n_speakers > 1 else [])
     outputs = [
         _io("latent", "float32", [1, config.n_mels, "T"], "natural-log mel spectrogram: the vocoder's input"),
         _io("f0", "float32", [1, "T"], "the F0 sung in Hz (the input's, its NaN frames predicted; 0 = unvoiced): the vocoder's F0 with a harmonic source"),
@@ -164,13 +172,13 @@ def _pair_graphs(acoustic_model, vocoder):
 
 
 DECODER_INPUTS = {
-    "f0": lambda channels: _io("f0", "float32", [1, "T"], "F0 in Hz of the same frames (the acoustic graph's f0)"),
-    "start_phase": lambda channels: _io(
+    "f0": lambda n_speakers: _io("f0", "float32", [1, "T"], "F0 in Hz of the same frames (the acoustic graph's f0)"),
+    "start_phase": lambda n_speakers: _io(
         "start_phase", "float64", [1],
         "the harmonic phase in cycles before the first frame: remainder(sum(f0 of the earlier frames) * hop_size / sample_rate, 1); 0 for a whole phrase",
     ),  # fmt: skip
-    "source_noise": lambda channels: _io("source_noise", "float32", [1, 1, "S"], "standard normal noise of the decoder's noise source, S = T * hop_size"),
-    "speaker_id": lambda channels: SPEAKER_INPUT,
+    "source_noise": lambda n_speakers: _io("source_noise", "float32", [1, 1, "S"], "standard normal noise of the decoder's noise source, S = T * hop_size"),
+    "speaker_weights": speaker_input,
 }
 
 
@@ -202,10 +210,10 @@ def export_graphs(kind: str, models: tuple, sample_rate: int, hop_size: int, out
         "f0": torch.full((1, decoder_frames), 220.0),
         "start_phase": torch.tensor([0.25], dtype=torch.float64),
         "source_noise": torch.randn(1, 1, decoder_frames * hop_size, generator=rng),
-        "speaker_id": torch.tensor([0]),
+        "speaker_weights": _example_speaker(n_speakers),
     }
     decoder_inputs = [_io("latent", "float32", [1, channels, "T"], "the acoustic graph's latent (any run of its frames)")]
-    decoder_inputs += [DECODER_INPUTS[name](channels) for name in decoder.input_names()[1:]]
+    decoder_inputs += [DECODER_INPUTS[name](n_speakers) for name in decoder.input_names()[1:]]
     decoder_outputs = [_io("wav", "float32", [1, 1, "S"], "waveform in [-1, 1], S = T * hop_size")]
     _export_graph(decoder, decoder_example, decoder_inputs, decoder_outputs, out_dir / DECODER_ONNX, opset, {**metadata, "graph": "decoder"})
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from config.errors import UserInputError
 from inference.backends import SCORE_FIELDS, AcousticResult
+from inference.speakers import SpeakerValue
 from model_io.pack import ACOUSTIC_ONNX, DECODER_ONNX, ONNX_FILES, ONNX_MANIFEST_FILE  # noqa: F401 (re-exported)
 from preprocessor.text.phone_set import PHONE_SET
 
@@ -135,12 +136,22 @@ class OnnxRenderer:
         self._acoustic_inputs = {i.name for i in self.acoustic_session.get_inputs()}
         self._decoder_inputs = {i.name for i in self.decoder_session.get_inputs()}
 
-    def _speaker(self, feeds: dict[str, np.ndarray], names: set[str], speaker_id: int) -> None:
-        if "speaker_id" in names:
+    def _speaker(self, feeds: dict[str, np.ndarray], names: set[str], speaker_id: SpeakerValue) -> None:
+        """`speaker_weights [1, n_speakers]`: the mix, or one-hot for an id (the embedding row exactly)."""
+        if "speaker_weights" in names:
+            if isinstance(speaker_id, tuple):
+                weights = np.array([speaker_id], dtype=np.float32)
+            else:
+                weights = np.zeros((1, self.n_speakers), dtype=np.float32)
+                weights[0, int(speaker_id)] = 1.0
+            feeds["speaker_weights"] = weights
+        elif "speaker_id" in names:  # a pack exported before speaker mixes: ids only
+            if isinstance(speaker_id, tuple):
+                raise UserInputError(f"{self.pack}: these graphs take one speaker id, not a mix; re-export the pack with inference/export_onnx.py to sing mixes")
             feeds["speaker_id"] = np.array([speaker_id], dtype=np.int64)
 
     def acoustic(
-        self, score: dict[str, np.ndarray], f0: np.ndarray | None, prior_noise: np.ndarray | None, noise_scale: float, speaker_id: int
+        self, score: dict[str, np.ndarray], f0: np.ndarray | None, prior_noise: np.ndarray | None, noise_scale: float, speaker_id: SpeakerValue
     ) -> AcousticResult:
         feeds = {key: np.ascontiguousarray(score[key]) for key in SCORE_FIELDS}
         n_frames = int(score["phone_frames"].sum())
@@ -155,7 +166,7 @@ class OnnxRenderer:
         latent, sung = self.acoustic_session.run(["latent", "f0"], feeds)
         return AcousticResult(latent[0], sung[0])
 
-    def decode(self, latent: np.ndarray, f0: np.ndarray, source_noise: np.ndarray | None, start_phase: float, speaker_id: int) -> np.ndarray:
+    def decode(self, latent: np.ndarray, f0: np.ndarray, source_noise: np.ndarray | None, start_phase: float, speaker_id: SpeakerValue) -> np.ndarray:
         feeds = {"latent": np.ascontiguousarray(latent[None], dtype=np.float32)}
         if self.uses_f0:
             feeds["f0"] = np.ascontiguousarray(f0[None], dtype=np.float32)

@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from config.errors import UserInputError
-from inference.backends import SCORE_FIELDS, DecodedChunk, PhraseRenderer, TorchRenderer, check_chunk_frames, decode_chunks
+from inference.backends import SCORE_FIELDS, DecodedChunk, PhraseRenderer, TorchRenderer, check_chunk_frames, decode_chunks, speaker_tensor
+from inference.speakers import SpeakerValue, check_speaker_value
 from modules.harmonic_source import fixed_source_noise
 from modules.score_encoder import N_MIDI_PITCHES
 from modules.score_inputs import ScoreInputs, SingingModel
@@ -363,7 +364,7 @@ class SingingSynthesizer:
         return PhrasePlan(tuple(phrase_notes), tuple(phrase_phones), score, tuple(phone_note), self.context_frames, self.context_frames, tail)
 
     @torch.no_grad()
-    def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: int = 0, seed: int | None = 0) -> SynthesisResult:
+    def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: SpeakerValue = 0, seed: int | None = 0) -> SynthesisResult:
         """Render `notes` (contiguous from time 0, rests as `SP`) to a waveform."""
         started = time.perf_counter()
         self._check_speaker(speaker_id)
@@ -400,7 +401,7 @@ class SingingSynthesizer:
 
     @torch.no_grad()
     def render(
-        self, plan: RenderPlan, speaker_id: int = 0, seed: int | None = 0, noise_scale: float | None = None, variance_offset_db: Sequence[float] | None = None
+        self, plan: RenderPlan, speaker_id: SpeakerValue = 0, seed: int | None = 0, noise_scale: float | None = None, variance_offset_db: Sequence[float] | None = None
     ) -> SynthesisResult:
         """Render a `RenderPlan` (from `plan`, or read back from a dump and edited).
 
@@ -418,7 +419,7 @@ class SingingSynthesizer:
     def stream(
         self,
         plan: RenderPlan,
-        speaker_id: int = 0,
+        speaker_id: SpeakerValue = 0,
         seed: int | None = 0,
         noise_scale: float | None = None,
         chunk_frames: int = DEFAULT_CHUNK_FRAMES,
@@ -431,7 +432,7 @@ class SingingSynthesizer:
         check_chunk_frames(chunk_frames)
         return SongRender(self, plan, speaker_id, seed, noise_scale, chunk_frames, variance_offset_db)
 
-    def _f0_override(self, phrase: PhrasePlan, inputs: ScoreInputs, speaker_id: int, noise_scale: float) -> torch.Tensor | None:
+    def _f0_override(self, phrase: PhrasePlan, inputs: ScoreInputs, speaker_id: SpeakerValue, noise_scale: float) -> torch.Tensor | None:
         """The phrase's given F0 as `[1, T]`, its NaN frames filled with the model's prediction."""
         if phrase.f0_hz is None:
             return None
@@ -447,20 +448,16 @@ class SingingSynthesizer:
             given = np.where(missing, predicted, given)
         return torch.from_numpy(given)[None].to(self.device)
 
-    def _check_speaker(self, speaker_id: int) -> None:
+    def _check_speaker(self, speaker_id: SpeakerValue) -> None:
         """A bad id would index past the speaker table (or be silently ignored by a one-speaker model)."""
-        n_speakers = self.renderer.n_speakers
-        if not 0 <= speaker_id < n_speakers:
-            raise UserInputError(
-                f"--speaker {speaker_id}: this model has {n_speakers} speaker(s); pass --speaker between 0 and {n_speakers - 1}"
-            )
+        check_speaker_value(speaker_id, self.renderer.n_speakers, "--speaker")
 
     def _decoded_phrase(
         self,
         inputs: ScoreInputs,
         f0: torch.Tensor | None,
         phrase_f0: np.ndarray,
-        speaker_id: int,
+        speaker_id: SpeakerValue,
         noise_scale: float,
         chunk_frames: int | None,
         keep_start: int,
@@ -538,7 +535,7 @@ class SingingSynthesizer:
         self,
         inputs: ScoreInputs,
         f0: torch.Tensor | None,
-        speaker_id: int,
+        speaker_id: SpeakerValue,
         noise_scale: float,
         chunk_frames: int | None,
         first_frame: int,
@@ -554,7 +551,7 @@ class SingingSynthesizer:
         hop = self.hop_size
         if self.generator is not None and chunk_frames is None:
             t0 = time.perf_counter()
-            speaker = torch.tensor([speaker_id], device=self.device)
+            speaker = speaker_tensor(speaker_id, self.device)
             out = self._render(self.generator, inputs, speaker, timings, f0, noise_scale, variance, variance_offset_db)
             timings["acoustic"] += time.perf_counter() - t0 - timings.pop("_decoder_last", 0.0)
             return out["f0"], out.get("variance"), iter([DecodedChunk(first_frame, out["wav"][first_frame * hop : last_frame * hop])])
@@ -660,7 +657,7 @@ class SongRender:
         self,
         synthesizer: SingingSynthesizer,
         plan: RenderPlan,
-        speaker_id: int,
+        speaker_id: SpeakerValue,
         seed: int | None,
         noise_scale: float | None,
         chunk_frames: int | None,

@@ -15,7 +15,8 @@ FFT-based ones (istft, ddsp's filtered noise and room) switch to their DFT-matmu
 
 Every random draw is an input (the prior's noise, the harmonic source's noise), so a graph is a pure
 function and a render can be reproduced in any runtime. The graphs take one item (batch 1, no
-padding); `T` is read from the length of the `given_f0` input (whose NaN frames take the predicted F0), never
+padding); a multi-speaker model reads `speaker_weights [1, n_speakers]` (a mix of the speakers'
+embeddings, `modules.speaker_embedding`; one speaker is one-hot); `T` is read from the length of the `given_f0` input (whose NaN frames take the predicted F0), never
 from the values of `phone_frames`, so that the graph has no data-dependent shapes.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from modules.fs2_singer import FS2Singer
+from modules.speaker_embedding import speaker_vectors
 from modules.visinger import VISingerGenerator
 from modules.waveform_decoder import WaveformDecoder
 
@@ -51,11 +53,11 @@ class VISingerAcousticGraph(nn.Module):
         given_f0: torch.Tensor,
         prior_noise: torch.Tensor,
         noise_scale: torch.Tensor,
-        speaker_id: torch.Tensor | None = None,
+        speaker_weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         latent = self.generator.infer_latent(
             phone_ids, note_pitch, note_dur, slur, phone_frames, _phone_lengths(phone_ids),
-            speaker_id=speaker_id if self.multi_speaker else None, noise_scale=noise_scale, f0=given_f0, prior_noise=prior_noise,
+            speaker_id=speaker_weights if self.multi_speaker else None, noise_scale=noise_scale, f0=given_f0, prior_noise=prior_noise,
         )  # fmt: skip
         return latent.z, latent.f0_condition
 
@@ -77,11 +79,11 @@ class FS2AcousticGraph(nn.Module):
         slur: torch.Tensor,
         phone_frames: torch.Tensor,
         given_f0: torch.Tensor,
-        speaker_id: torch.Tensor | None = None,
+        speaker_weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.acoustic(
             phone_ids, note_pitch, note_dur, slur, phone_frames, _phone_lengths(phone_ids), f0=given_f0,
-            speaker_id=speaker_id if self.multi_speaker else None, n_frames=given_f0.size(1),
+            speaker_id=speaker_weights if self.multi_speaker else None, n_frames=given_f0.size(1),
         )  # fmt: skip
         return out.mel, out.f0_hz
 
@@ -89,7 +91,7 @@ class FS2AcousticGraph(nn.Module):
 class DecoderGraph(nn.Module):
     """Latent `[1, C, T]` (+ F0 and start phase for a decoder at the F0, + source noise for one that
     draws noise) -> wav `[1, 1, T * hop]`. `speaker_embedding`: VISinger's (the decoder's speaker
-    condition), None for one speaker. Any `WaveformDecoder` (modules/waveform_decoder.py)."""
+    condition, read with `speaker_weights [1, n_speakers]`: a mix, or one-hot for one speaker), None for one speaker. Any `WaveformDecoder` (modules/waveform_decoder.py)."""
 
     def __init__(self, decoder: WaveformDecoder, speaker_embedding: nn.Embedding | None = None) -> None:
         super().__init__()
@@ -103,7 +105,7 @@ class DecoderGraph(nn.Module):
         names = ["latent"]
         names += ["f0", "start_phase"] if self.uses_f0 else []
         names += ["source_noise"] if self.uses_noise else []
-        return names + (["speaker_id"] if self.speaker_embedding is not None else [])
+        return names + (["speaker_weights"] if self.speaker_embedding is not None else [])
 
     def forward(
         self,
@@ -111,7 +113,7 @@ class DecoderGraph(nn.Module):
         f0: torch.Tensor | None = None,
         start_phase: torch.Tensor | None = None,
         source_noise: torch.Tensor | None = None,
-        speaker_id: torch.Tensor | None = None,
+        speaker_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        g = None if self.speaker_embedding is None or speaker_id is None else self.speaker_embedding(speaker_id.long()).unsqueeze(-1)
+        g = None if self.speaker_embedding is None or speaker_weights is None else speaker_vectors(self.speaker_embedding, speaker_weights).unsqueeze(-1)
         return self.decoder.decode(latent, None, g, f0=f0, source_noise=source_noise, start_phase=start_phase).wav

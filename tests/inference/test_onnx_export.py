@@ -372,3 +372,36 @@ def test_the_exported_harmonic_phase_is_summed_in_float64(tiny_onnx_pack):
     assert np.abs(wavs[0][-16000:] - wavs[1][-16000:]).max() <= 1e-5
     graph = onnx.load(str(tiny_onnx_pack / "decoder.onnx")).graph
     assert any(node.op_type == "CumSum" for node in graph.node)
+
+
+def test_a_speaker_mix_streams_as_it_renders_and_onnxruntime_sings_it_as_torch(tmp_path, frontend):
+    """A two-speaker tiny VISinger sung by a mix of its speakers' embeddings: streamed through the torch
+    renderer, the chunks join into the whole render; the exported graphs (speaker weights as their
+    input, an id as one-hot) sing the mix and an id within the parity bound of torch."""
+    torch.manual_seed(0)
+    generator = make_tiny_generator(n_phones=len(PHONE_SET), n_speakers=2, gin_channels=8).eval()
+    with torch.no_grad():  # random weights sing at ~3e-3; louder, so that the parity bound means something
+        for parameter in generator.decoder.conv_post.parameters():
+            parameter.mul_(100.0)
+    synthesizer = SingingSynthesizer(generator, 2400, 12, frontend=frontend)
+    plan = synthesizer.plan(three_phrases())
+    mix = (0.3, 0.7)
+    whole = synthesizer.render(plan, speaker_id=mix, seed=1)
+    chunks = list(synthesizer.stream(plan, speaker_id=mix, seed=1, chunk_frames=MIN_CHUNK_FRAMES).chunks())
+    joined = np.concatenate([c.wav for c in chunks])
+    assert len(chunks) > 20 and len(joined) == len(whole.wav)
+    assert np.abs(joined - whole.wav).max() <= STREAM_TOLERANCE
+    # The mix is sung, not dropped: it differs from either speaker, and a one-hot mix is that speaker.
+    by_id = [synthesizer.render(plan, speaker_id=i, seed=1).wav for i in range(2)]
+    assert min(np.abs(whole.wav - wav).max() for wav in by_id) > 10 * PARITY
+    np.testing.assert_array_equal(synthesizer.render(plan, speaker_id=(0.0, 1.0), seed=1).wav, by_id[1])
+
+    manifest = export_graphs("visinger", (generator,), 2400, 12, tmp_path, 17, "two speakers")
+    assert [i["shape"] for i in manifest["graphs"]["decoder"]["inputs"] if i["name"] == "speaker_weights"] == [[1, 2]]
+    onnx_synthesizer = SingingSynthesizer(OnnxRenderer(tmp_path), 2400, 12, frontend=frontend)
+    assert np.abs(onnx_synthesizer.render(plan, speaker_id=mix, seed=1).wav - whole.wav).max() <= PARITY
+    assert np.abs(onnx_synthesizer.render(plan, speaker_id=1, seed=1).wav - by_id[1]).max() <= PARITY
+    onnx_chunks = onnx_synthesizer.stream(plan, speaker_id=mix, seed=1, chunk_frames=MIN_CHUNK_FRAMES).chunks()
+    assert np.abs(np.concatenate([c.wav for c in onnx_chunks]) - whole.wav).max() <= PARITY
+    with pytest.raises(UserInputError, match="speaker weights"):
+        onnx_synthesizer.render(plan, speaker_id=(0.5, 0.5, 0.0), seed=1)
