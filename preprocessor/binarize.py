@@ -78,17 +78,19 @@ def read_metadata(processed_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-_WORKER_EXTRACTOR = None  # one extractor per worker process (mel filterbank built once)
+_WORKER_EXTRACTORS: dict[tuple, Any] = {}  # per worker process: one extractor (mel filterbank) per audio setting
 
 
 def _extractor(settings: DataPipelineSettings):
-    global _WORKER_EXTRACTOR
+    # Keyed by the audio settings, not a single slot: an in-process caller (tests, a notebook) that
+    # binarizes two datasets at different rates or hops must not get the first one's filterbank.
     from preprocessor.audio import SpectrogramExtractor
 
-    if _WORKER_EXTRACTOR is None:
-        a = settings.audio
-        _WORKER_EXTRACTOR = SpectrogramExtractor(a.sample_rate, a.n_fft, a.hop_size, a.win_size, a.n_mels, a.fmin, a.fmax)
-    return _WORKER_EXTRACTOR
+    a = settings.audio
+    key = (a.sample_rate, a.n_fft, a.hop_size, a.win_size, a.n_mels, a.fmin, a.fmax)
+    if key not in _WORKER_EXTRACTORS:
+        _WORKER_EXTRACTORS[key] = SpectrogramExtractor(*key)
+    return _WORKER_EXTRACTORS[key]
 
 
 def binarize_item(

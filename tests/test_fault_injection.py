@@ -300,7 +300,6 @@ def test_audio_faults_at_preprocess(case, tree, monkeypatch, capsys):
 @pytest.fixture()
 def binarized(tree, monkeypatch, capsys):
     """The tiny tree preprocessed and binarized once (the 'old' dataset)."""
-    pytest.skip("known failure after the merge of issues 12-19: binarizing this synthetic CSD tree gives 285 mel frames for 152 note frames; open in issue 13")
     assert invoke(preprocess_main, data_argv(tree), monkeypatch, capsys)[0] == 0
     assert invoke(binarize_main, data_argv(tree), monkeypatch, capsys)[0] == 0
     return tree

@@ -98,3 +98,21 @@ def test_splits_by_song_and_by_recording():
         assign_splits(ids, [], ["kr099"], source="cfg")
     early = assign_splits(["headshoulder_kr_0u", "headshoulder_kr_4d"], [], ["headshoulder_kr_4d"], source="cfg")
     assert early == {"headshoulder_kr_0u": "train", "headshoulder_kr_4d": "test"}
+
+
+def test_binarize_extractor_follows_the_audio_settings():
+    """Two in-process binarizes at different hops must not share one mel extractor (a single cached slot
+    once gave a 16 kHz/160 filterbank to a later 24 kHz/300 dataset: 285 mel frames for 152 note frames)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from preprocessor.binarize import _extractor
+
+    def settings(sample_rate, n_fft, hop):
+        audio = SimpleNamespace(sample_rate=sample_rate, n_fft=n_fft, hop_size=hop, win_size=n_fft, n_mels=20, fmin=0.0, fmax=sample_rate / 2)
+        return SimpleNamespace(audio=audio)
+
+    second = torch.zeros(1, 24000)
+    assert _extractor(settings(16000, 640, 160)).mel(second).shape[-1] == 24000 // 160
+    assert _extractor(settings(24000, 1200, 300)).mel(second).shape[-1] == 24000 // 300
