@@ -354,7 +354,8 @@ class VISingerGenerator(nn.Module):
                 raise ValueError(f"this generator has variance_controls; pass variance [B, 2, T] = {(spec.size(0), 2, n_frames)} (energy, breathiness dB)")
             variance_pred = self.variance_heads(h, frame_mask)
         # Prior p(z_p | score, F0) = N(m_p, exp(logs_p)^2), conditioned on the TRUE F0 (and variance) while training.
-        prior = self.frame_prior(h, f0 * frame_mask.squeeze(1), frame_mask, None if variance_pred is None else variance_units(variance) * frame_mask)
+        variance_in = () if variance_pred is None else (variance_units(variance) * frame_mask,)
+        prior = self.frame_prior(h, f0 * frame_mask.squeeze(1), frame_mask, *variance_in)
         # Posterior q(z | spec) = N(m_q, exp(logs_q)^2); z its sample, z_p = flow(z) for the KL.
         posterior = self.posterior_encoder(spec, frame_mask, g)
         z_p = self.flow(posterior.z, frame_mask, g).z
@@ -443,7 +444,7 @@ class VISingerGenerator(nn.Module):
         variance_db = None
         if self.variance_heads is not None:
             variance_db = controlled_variance(self.variance_heads(h, frame_mask), variance, variance_offset_db, frame_mask)
-        prior = self.frame_prior(h, condition, frame_mask, None if variance_db is None else variance_units(variance_db) * frame_mask)
+        prior = self.frame_prior(h, condition, frame_mask, *(() if variance_db is None else (variance_units(variance_db) * frame_mask,)))
         # z_p ~ N(m_p, (noise_scale * exp(logs_p))^2), then back through the flow to the posterior space.
         z_p = (prior.mean + torch.randn_like(prior.mean) * torch.exp(prior.log_scale) * noise_scale) * frame_mask
         z = self.flow(z_p, frame_mask, g, reverse=True).z
