@@ -51,11 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_model(args: argparse.Namespace):
     if args.exp_name:
-        from inference.timbre_transfer import load_ddsp_singer
+        from inference.api import Singer
 
-        return load_ddsp_singer(exp_dir=args.work_dir_root / args.exp_name).model
+        return Singer.load(args.work_dir_root / args.exp_name, device="cpu").model
     from config.loader import load_config
-    from inference.timbre_transfer import build_singer, singer_config_from
+    from tasks.ddsp_singer_task import build_singer, singer_config_from
 
     torch.manual_seed(0)
     return build_singer(singer_config_from(load_config(args.config), 1)).eval()

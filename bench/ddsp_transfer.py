@@ -12,6 +12,8 @@ on the output audio, with the same F0 tracker and loudness meter as training:
 - autotune: share of the voiced output frames within 10 cents of a semitone, with `--autotune 1` and,
   for comparison, with 0; and the same share away from note changes (more than 3 frames from a step of the
   sung pitch curve: Praat's window, 3 periods of `audio.f0_min`, straddles two notes there).
+With `--causal`, the same pitch and loudness measures for the live path (`--autotune 0`, no loudness statistics:
+the live path refuses them), its output shifted back by its stated lag (rounded to frames).
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--octave_shift", type=float, default=0.0)
     parser.add_argument("--loudness_stats", action="store_true")
     parser.add_argument("--out_dir", type=Path, help="also write the two transfers here")
+    parser.add_argument("--causal", action="store_true", help="also the live path: F0 and loudness tracked block by block (Singer.stream(causal=True))")
+    parser.add_argument("--block_frames", type=int, default=1, help="block size of the live path")
     return parser
 
 
@@ -51,27 +55,24 @@ def semitone_share(f0_hz: np.ndarray, cents: float) -> float:
 
 def main() -> int:
     args = build_parser().parse_args()
-    from inference.timbre_transfer import DDSPVoice, TransferControls
+    from inference.api import Singer
     from preprocessor.audio import extract_f0
     from preprocessor.loudness import a_loudness_db
 
-    voice = DDSPVoice.load(exp_dir=args.work_dir_root / args.exp_name if args.exp_name else None, ckpt=args.ckpt)
+    voice = Singer.load(args.work_dir_root / args.exp_name if args.exp_name else args.ckpt, device="cpu")
     audio = voice.audio
-    print(f"model {voice.loaded.source}; input {args.wav}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"model {voice.source}; input {args.wav}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for amount in (0.0, 1.0):
-        controls = TransferControls(autotune=amount, octave_shift=args.octave_shift, loudness_stats=args.loudness_stats)
-        result = voice.transfer_file(args.wav, controls)
+        result = voice.transfer(args.wav, autotune=amount, octave_shift=args.octave_shift, loudness_stats=args.loudness_stats)
         if args.out_dir:
-            from preprocessor.atomic_io import write_wav_atomic
-
-            write_wav_atomic(args.out_dir / f"{args.wav.stem}_autotune{amount:g}.wav", result.wav, result.sample_rate)
+            result.write(args.out_dir / f"{args.wav.stem}_autotune{amount:g}.wav")
         frames = len(result.wav) // audio.hop_size
         sung = extract_f0(result.wav, audio.sample_rate, audio.hop_size, frames, audio.f0_min, audio.f0_max, audio.f0_extractor).f0_hz
         target = result.tracks.f0_input[:frames] * 2.0**args.octave_shift
         both = (sung > 0) & (target > 0)
         cents = np.abs(1200 * np.log2(sung[both] / target[both]))
         loud_in = result.tracks.loudness_input[:frames]
-        loud_out = a_loudness_db(result.wav, audio.sample_rate, audio.hop_size, voice.loaded.loudness_n_fft)[:frames]
+        loud_out = a_loudness_db(result.wav, audio.sample_rate, audio.hop_size, voice.loudness_n_fft)[:frames]
         audible = loud_in > SILENCE_DB
         correlation = float(np.corrcoef(loud_in[audible], loud_out[audible])[0, 1])
         sung_midi_steps = np.abs(np.diff(np.round(12 * np.log2(np.maximum(result.tracks.f0_output[:frames], 1e-3) / 440.0)))) > 0
@@ -84,6 +85,25 @@ def main() -> int:
             f"(median {float(np.median(cents)):.1f} cents); loudness correlation {correlation:.3f} over {int(audible.sum())} frames; "
             f"within 10 cents of a semitone: output {semitone_share(sung, 10):.1%} (away from note changes {semitone_share(sung[~near_change], 10):.1%}), "
             f"input {semitone_share(result.tracks.f0_input, 10):.1%}"
+        )
+    if args.causal:
+        live = voice.live(args.block_frames, octave_shift=args.octave_shift)
+        lag = round(live.lag_frames)
+        wav = np.concatenate(list(voice.stream(args.wav, block_frames=args.block_frames, octave_shift=args.octave_shift, causal=True)))
+        reference = voice.transfer(args.wav, octave_shift=args.octave_shift)  # for the input's offline tracks
+        frames = min(len(wav) // audio.hop_size - lag, len(reference.tracks.f0_input))
+        sung = extract_f0(wav, audio.sample_rate, audio.hop_size, len(wav) // audio.hop_size, audio.f0_min, audio.f0_max, audio.f0_extractor).f0_hz[lag : lag + frames]
+        target = reference.tracks.f0_input[:frames] * 2.0**args.octave_shift
+        both = (sung > 0) & (target > 0)
+        cents = np.abs(1200 * np.log2(sung[both] / target[both]))
+        loud_in = reference.tracks.loudness_input[:frames]
+        loud_out = a_loudness_db(wav, audio.sample_rate, audio.hop_size, voice.loudness_n_fft)[lag : lag + frames]
+        audible = loud_in > SILENCE_DB
+        print(
+            f"live (causal tracker, {args.block_frames}-frame blocks, output {live.lag_frames:.2f} frames behind, shifted back {lag}): "
+            f"output voiced on {float((sung > 0).mean()):.1%}; within 50 cents of the input F0 x 2^{args.octave_shift:g}: "
+            f"{float((cents < 50).mean()):.1%} of {int(both.sum())} frames (median {float(np.median(cents)):.1f} cents); "
+            f"loudness correlation {float(np.corrcoef(loud_in[audible], loud_out[audible])[0, 1]):.3f}"
         )
     return 0
 

@@ -1,4 +1,4 @@
-"""The Python API: load any trained singer and sing a score with it.
+"""The Python API: load any trained model and sing with it: a score, or (a DDSP singer) another recording.
 
     from inference.api import Singer
     singer = Singer.load("checkpoints/csd_visinger")          # experiment folder, checkpoint file or pack
@@ -6,14 +6,21 @@
     pair = Singer.load("checkpoints/csd_fs2", vocoder="checkpoints/csd_hifigan")   # the two-stage baseline
     singer.pack("packed/csd_visinger")                         # a self-contained folder (model.pt + README.md)
 
-What sings is decided from the file (its model description, `model_io.description`): a model with
-the role "singer" sings alone (VISinger); an "acoustic" model needs a "vocoder" (a pair pack holds
-both). Nothing here imports the training code (`tasks/`).
+    voice = Singer.load("packed/demo_ddsp")                    # a DDSP singer: timbre transfer
+    out = voice.transfer("take.wav", autotune=1.0, octave_shift=-1)          # or (samples, sample_rate)
+    for block in voice.stream(samples, 44100, block_frames=2): ...            # the real-time path, block by block
+
+What a model does is decided from the file (its model description, `model_io.description`): a model with
+the role "singer" sings scores alone (VISinger); an "acoustic" model needs a "vocoder" (a pair pack holds
+both); a "transfer" model (the DDSP singer) sings recordings. Every method returns a `SungAudio` (`.wav`,
+`.sample_rate`, `.write(path)`); a method the model cannot do is one line saying what it can do.
+Nothing here imports the training code (`tasks/`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -21,27 +28,29 @@ from torch import nn
 
 from config.errors import UserInputError
 from inference.devices import DEFAULT_DEVICE, resolve_device
+from inference.sung_audio import SungAudio
 from inference.sung_file import sing_file
 from inference.synthesis import RenderPlan, SingingSynthesizer, SynthesisResult
-from model_io.description import ACOUSTIC, SINGER, VOCODER, ModelDescription
+from model_io.description import ACOUSTIC, SINGER, TRANSFER, VOCODER, ModelDescription
 from model_io.loader import combine_pair, load_saved
 from model_io.saved import SavedModels
 from preprocessor.audio import AudioSettings
 from preprocessor.scores.midi_reader import Score
 from preprocessor.text.korean import KoreanFrontend
 
+if TYPE_CHECKING:
+    from inference.timbre_transfer import LiveTransfer, TransferredRecording
+
 DEFAULT_NOISE_SCALE = 0.667  # the prior's sampling temperature (VITS's value; 0 = the prior mean)
 
 
 @dataclass(frozen=True)
-class SungScore:
+class SungScore(SungAudio):
     """A rendered score: `wav` float32 mono `[S]` in [-1, 1] at `sample_rate`; `warnings` about the score
     (notes outside the trained range, a reader's notes); `synthesis` holds the predicted F0 and frames;
     `plan`: the render it was sung from (what `--dump` writes), with the settings it was rendered with
     (`speaker`, `seed`, `noise_scale`: a render file brings its own)."""
 
-    wav: np.ndarray
-    sample_rate: int
     warnings: tuple[str, ...]
     synthesis: SynthesisResult
     plan: RenderPlan
@@ -51,7 +60,8 @@ class SungScore:
 
 
 class Singer:
-    """A trained model that sings scores. Build it with `Singer.load`."""
+    """A trained model that sings: scores (`sing`; VISinger, the pair) or recordings (`transfer`, `stream`; a DDSP
+    singer). Build it with `Singer.load`."""
 
     def __init__(self, model: nn.Module, saved: SavedModels, device: torch.device, frontend: KoreanFrontend | None = None) -> None:
         self.model = model.eval().to(device)
@@ -59,6 +69,11 @@ class Singer:
         self.device = device
         self.frontend = frontend  # None: made at the first song (its g2pk load costs seconds)
         self._synthesizers: dict[float, SingingSynthesizer] = {}
+        self.transfers = bool(saved.description.names_with_role(TRANSFER))  # a recording in, not a score
+        if self.transfers:
+            from inference.timbre_transfer import loudness_window
+
+            self.loudness_n_fft = loudness_window(saved.description, str(saved.source))
 
     @classmethod
     def load(
@@ -70,13 +85,17 @@ class Singer:
         several singers."""
         saved = load_saved(source)
         description = saved.description
+        if description.names_with_role(TRANSFER):
+            if vocoder is not None:
+                raise UserInputError(f"{saved.source}: a timbre-transfer model sings by itself; drop the vocoder")
+            return cls(saved.build(saved.only(TRANSFER, "transfer model")), saved, resolve_device(device), frontend)
         if description.names_with_role(SINGER):
             if vocoder is not None:
                 raise UserInputError(f"{saved.source}: sings by itself (a {SINGER} model); drop the vocoder")
             return cls(saved.build(saved.only(SINGER, "singer")), saved, resolve_device(device), frontend)
         if not description.names_with_role(ACOUSTIC):
             held = ", ".join(f"{name} ({spec.role})" for name, spec in description.models.items())
-            raise UserInputError(f"{saved.source}: holds nothing that sings from a score ({held}); pass a VISinger or an acoustic model")
+            raise UserInputError(f"{saved.source}: holds nothing that sings ({held}); pass a VISinger, an acoustic model or a DDSP singer")
         if vocoder is not None:
             saved = combine_pair(saved, load_saved(vocoder))
         elif not description.names_with_role(VOCODER):
@@ -107,8 +126,23 @@ class Singer:
         """The MIDI note range of the training data, when the file records it."""
         return self.saved.description.pitch_range
 
+    def _needs_scores(self) -> None:
+        if self.transfers:
+            raise UserInputError(
+                f"{self.source}: a timbre-transfer model (DDSP singer) sings recordings, not scores; "
+                f"use Singer.transfer(wav, sample_rate) or python inference/transfer.py --ckpt {self.source} --wav IN --out OUT"
+            )
+
+    def _needs_transfer(self) -> None:
+        if not self.transfers:
+            raise UserInputError(
+                f"{self.source}: sings scores, not recordings (it holds no timbre-transfer model); "
+                "use Singer.sing(score), or load a DDSP singer (config/models/ddsp_singer.yaml) to transfer a recording"
+            )
+
     def synthesizer(self, noise_scale: float = DEFAULT_NOISE_SCALE) -> SingingSynthesizer:
         """The phrase-by-phrase synthesizer of this model (one per noise scale; the text frontend is shared)."""
+        self._needs_scores()
         if noise_scale not in self._synthesizers:
             a = self.audio
             synthesizer = SingingSynthesizer(self.model, a.sample_rate, a.hop_size, device=self.device, noise_scale=noise_scale, frontend=self.frontend)
@@ -139,12 +173,101 @@ class Singer:
         edited lyrics), sung instead of reading the file. `energy_db` / `breathiness_db`: dB added to the
         loudness / breathiness the model would sing (a model trained with `model.variance_controls`;
         any other model refuses a nonzero value); per-frame curves come from an edited render file."""
+        self._needs_scores()
         sung = sing_file(
             self.synthesizer(noise_scale), Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
             key_shift, speaker, noise_scale, seed, self.pitch_range, score, (float(energy_db), float(breathiness_db)),
         )  # fmt: skip
         result = sung.result
         return SungScore(result.wav, result.sample_rate, sung.warnings, result, sung.plan, sung.speaker, sung.seed, sung.noise_scale)
+
+    # ---- timbre transfer (a DDSP singer) ------------------------------------------------------------
+    def transfer(
+        self,
+        recording: np.ndarray | Path | str,
+        sample_rate: int | None = None,
+        *,
+        autotune: float = 0.0,
+        octave_shift: float = 0.0,
+        loudness_db: float = 0.0,
+        loudness_stats: bool = False,
+        mask_threshold: float | None = None,
+        attenuation: float = 1.0,
+        score: Path | str | None = None,
+        speaker: int = 0,
+        block_frames: int | None = None,
+    ) -> TransferredRecording:
+        """Sing `recording` in this voice: a file (any rate, mono or stereo, wav/flac/mp3/ogg) or samples `[S]` /
+        `[S, channels]` at `sample_rate`. Its F0 and loudness are measured as the training data was, then
+        `autotune` (0..1; towards the nearest semitone, or `score`'s notes), `octave_shift`, `loudness_stats` (map
+        its loudness onto the voice's training distribution), `loudness_db`, and the note-on mask
+        (`mask_threshold`, `attenuation` dB) are applied (`inference.transfer_controls`). `block_frames`: render
+        through the real-time path instead (the same samples within 1e-4). Returns a
+        `inference.timbre_transfer.TransferredRecording` (`.wav` at the model's rate, `.sample_rate`, `.tracks`)."""
+        from inference.timbre_transfer import recording_at_rate, transfer
+
+        self._needs_transfer()
+        controls = self._controls(
+            autotune=autotune, octave_shift=octave_shift, loudness_db=loudness_db, loudness_stats=loudness_stats,
+            mask_threshold=mask_threshold, attenuation=attenuation, score=score, speaker=speaker,
+        )  # fmt: skip
+        wav, where = recording_at_rate(recording, sample_rate, self.sample_rate)
+        return transfer(self.model, self.audio, self.loudness_n_fft, wav, where, controls, block_frames)
+
+    def stream(
+        self, recording: np.ndarray | Path | str, sample_rate: int | None = None, *, block_frames: int = 1, causal: bool = False, **controls: Any
+    ) -> Iterator[np.ndarray]:
+        """`transfer` through the real-time path, yielded block by block: float32 `[block_frames * hop]` per block;
+        `controls`: the keyword arguments of `transfer` (`autotune`, `octave_shift`, ..., `speaker`).
+
+        `causal=False`: the input's F0 and loudness are measured on the whole recording first, the model runs block by
+        block, one hop behind the input (the first hop is silence; the last item is the flushed last hop; together
+        the offline render within 1e-4; `inference.timbre_transfer.stream_blocks`). `causal=True`: audio in, audio
+        out, each block's F0 and loudness measured from it and the audio before it (`live`), one output block per
+        input block, `live(...).lag_frames` behind."""
+        from inference.timbre_transfer import live_transfer, recording_at_rate, stream_blocks
+
+        self._needs_transfer()
+        wav, where = recording_at_rate(recording, sample_rate, self.sample_rate)
+        make = live_transfer if causal else stream_blocks
+        return make(self.model, self.audio, self.loudness_n_fft, wav, where, self._controls(**controls), block_frames)
+
+    def live(self, block_frames: int = 1, *, autotune: float = 0.0, octave_shift: float = 0.0, loudness_db: float = 0.0, speaker: int = 0) -> LiveTransfer:
+        """A live transfer for a host with audio only: `push(samples [block_frames * hop] at the model's rate) -> samples`,
+        F0 and loudness tracked causally (`inference.timbre_transfer.LiveTransfer`; its `lag_frames` is the delay)."""
+        from inference.timbre_transfer import LiveTransfer
+
+        self._needs_transfer()
+        controls = self._controls(autotune=autotune, octave_shift=octave_shift, loudness_db=loudness_db, speaker=speaker)
+        return LiveTransfer(self.model, self.audio, self.loudness_n_fft, controls, block_frames)
+
+    def streamer(self, block_frames: int = 1, speaker: int = 0):
+        """The bare real-time renderer (`modules.ddsp_streaming.StreamingDDSPSinger`, on the CPU) for a host that
+        measures its own F0 and loudness: `process(f0 [K], loudness [K]) -> [K * hop]`, `flush()`."""
+        from inference.timbre_transfer import streamer
+
+        self._needs_transfer()
+        return streamer(self.model, block_frames, speaker)
+
+    def export_torchscript(self, path: Path | str, block_frames: int = 1, speaker: int = 0) -> Path:
+        """Write the real-time renderer as TorchScript for a plug-in host (`modules.ddsp_streaming.export_torchscript`)."""
+        from inference.timbre_transfer import write_torchscript
+
+        self._needs_transfer()
+        return write_torchscript(self.model, Path(path), block_frames, speaker)
+
+    @staticmethod
+    def _controls(
+        *, autotune: float = 0.0, octave_shift: float = 0.0, loudness_db: float = 0.0, loudness_stats: bool = False,
+        mask_threshold: float | None = None, attenuation: float = 1.0, score: Path | str | None = None, speaker: int = 0,
+    ):  # fmt: skip
+        from inference.timbre_transfer import TransferControls
+
+        return TransferControls(
+            autotune=float(autotune), score=Path(score) if score is not None else None, octave_shift=float(octave_shift),
+            loudness_db=float(loudness_db), loudness_stats=bool(loudness_stats),
+            mask_threshold=float(mask_threshold) if mask_threshold is not None else None, attenuation=float(attenuation), speaker=int(speaker),
+        )  # fmt: skip
 
     def pack(self, out_dir: Path | str) -> Path:
         """Write the model(s) as a self-contained pack folder (`model.pt` + `README.md` model card)."""

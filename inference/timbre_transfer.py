@@ -1,43 +1,35 @@
 """Timbre transfer with a trained DDSP singer: any recording's pitch and loudness, sung by the learnt voice.
 
-    wav ─ load (mono, model rate) ─┬─ F0 (Praat / pYIN, as in training) ─ autotune ─ octave shift ─────────────┐
-                                   └─ A-weighted loudness ─ quantile-normalise ─ + dB ─ note-on mask ───────────┴─ DDSPSinger ─▶ wav
+    wav ─ mono, model rate ─┬─ F0 (Praat / pYIN, as in training) ─ autotune ─ octave shift ─────────────┐
+                            └─ A-weighted loudness ─ quantile-normalise ─ + dB ─ note-on mask ───────────┴─ DDSPSinger ─▶ wav
 
 Controls (`TransferControls`, see `inference.transfer_controls` for each rule): `autotune` 0..1 (towards
 the nearest semitone, or a score's notes with `score`), `octave_shift`, `loudness_db`, `loudness_stats`
 (map the input's loudness distribution onto the model's training distribution, stored in the model),
 `mask_threshold` / `attenuation` (quieten what is not a sung note).
 
-Python API (the CLI is `inference/transfer.py`):
-
-    voice = DDSPVoice.load(exp_dir=Path("checkpoints/demo_ddsp"))      # or ckpt=<checkpoint file or pack folder>
-    result = voice.transfer_file(Path("in.wav"), TransferControls(autotune=1.0, octave_shift=1))
-    voice.pack(Path("packed/demo_ddsp"))
-    stream = voice.streaming(block_frames=1)                            # real time: see modules.ddsp_streaming
-    voice.export_torchscript(Path("stream.pt"), block_frames=1)          # for a plug-in host
+The work of `inference.api.Singer.transfer` / `.stream` (the Python API; the CLI is `inference/transfer.py`),
+as functions of the model, its audio settings and its loudness meter's window (read from the model file's
+description: `loudness_window`). Loading and packing are `model_io`'s, as for every model.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
 
 from config.errors import UserInputError
-from config.loader import config_section, load_config, save_config
+from inference.sung_audio import SungAudio
 from inference.transfer_controls import NoteMask, attenuate, autotune, note_on_mask, quantile_normalize, shift_octaves
-from modules.ddsp_singer import DDSPSinger, DDSPSingerConfig
+from model_io.description import ModelDescription
+from modules.ddsp_singer import DDSPSinger
 from preprocessor.atomic_io import atomic_path
-from preprocessor.audio import AudioSettings, extract_f0, load_wav
+from preprocessor.audio import AudioSettings, extract_f0, load_wav, mono_at_rate
 from preprocessor.loudness import LOUDNESS_FLOOR_DB, a_loudness_db
 
-DDSP_TASK = "tasks.ddsp_singer_task.DDSPSingerTask"
-PACK_FORMAT = "korean-ddsp-singer-pack"
-PACK_VERSION = 1
-PACK_FILES = ("ddsp_singer.pt", "config.yaml")
 SILENCE_DB = -70.0  # an input whose loudest frame is quieter than this holds no singing
 
 
@@ -75,143 +67,13 @@ class ControlTracks(NamedTuple):
     mask: NoteMask | None
 
 
-class TransferResult(NamedTuple):
-    wav: np.ndarray  # float32 [S] at `sample_rate`
-    sample_rate: int
-    tracks: ControlTracks
-    input_wav: np.ndarray  # the input at the model's rate, float32 [S]
-
-
-@dataclass
-class LoadedDDSPSinger:
-    model: DDSPSinger
-    audio: AudioSettings
-    loudness_n_fft: int
-    config: dict[str, Any]
-    source: Path
-
-
-# ---- the model's arguments from a config (shared with tasks/ddsp_singer_task.py) ----------------------
-
-
 @dataclass(frozen=True)
-class ModelSettings:
-    """`model:` — the estimator's size and the synthesiser's chain (`sample_rate`, `hop_size`, `n_speakers` are derived)."""
+class TransferredRecording(SungAudio):
+    """A recording sung by the voice: `wav` float32 `[S]` at `sample_rate` (the model's), the control `tracks`
+    (what `--plot` shows), and `input_wav`, the input at the model's rate (float32 `[S]`)."""
 
-    synth: tuple[dict[str, Any], ...]
-    hidden_size: int = 256
-    mlp_layers: int = 2
-    gru_layers: int = 1
-    speaker_channels: int = 16
-
-
-def singer_config_from(cfg: dict[str, Any], n_speakers: int) -> DDSPSingerConfig:
-    """The model's constructor arguments from `model:` and `audio:`."""
-    audio = config_section(cfg, AudioSettings, "audio")
-    model = config_section(cfg, ModelSettings, "model")
-    return DDSPSingerConfig(
-        sample_rate=audio.sample_rate, hop_size=audio.hop_size, synth=model.synth, hidden_size=model.hidden_size,
-        mlp_layers=model.mlp_layers, gru_layers=model.gru_layers, n_speakers=n_speakers, speaker_channels=model.speaker_channels,
-    )  # fmt: skip
-
-
-def build_singer(config: DDSPSingerConfig, where: str = "config 'model.synth'") -> DDSPSinger:
-    """A fresh `DDSPSinger`; a chain that does not build is one line naming `where`."""
-    try:
-        return DDSPSinger.from_config(config)
-    except (ValueError, TypeError) as error:
-        raise UserInputError(f"{where}: {' '.join(str(error).split())}") from None
-
-
-# ---- loading and packing ---------------------------------------------------------------------------
-
-
-def _n_speakers(state: dict[str, torch.Tensor]) -> int:
-    weight = state.get("estimator.speaker_embedding.weight")
-    return int(weight.shape[0]) if weight is not None else 1
-
-
-def _build(arguments: dict[str, Any], state: dict[str, torch.Tensor], source: Path) -> DDSPSinger:
-    from model_io.checkpoint_file import first_state_mismatch
-
-    try:
-        model = DDSPSinger.from_config(DDSPSingerConfig(**arguments))
-    except (TypeError, ValueError) as error:
-        raise UserInputError(f"{source}: the saved arguments do not build a DDSP singer ({error}); use the code version it was trained with") from None
-    mismatch = first_state_mismatch(model.state_dict(), dict(state))
-    if mismatch:
-        raise UserInputError(f"{source}: not this model's weights: {mismatch}")
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def _settings(config: dict[str, Any], source: Path) -> tuple[AudioSettings, int]:
-    try:
-        audio = config_section(config, AudioSettings, "audio")
-        n_fft = int(config["audio_folder"]["loudness_n_fft"])
-    except (UserInputError, KeyError, TypeError) as error:
-        raise UserInputError(f"{source}: its saved config does not describe a DDSP singer ({error}); use a model of this code version") from None
-    return audio, n_fft
-
-
-def load_ddsp_singer(exp_dir: Path | None = None, ckpt: Path | None = None) -> LoadedDDSPSinger:
-    """From `ckpt` (a runner checkpoint file or a pack folder), else experiment `exp_dir` (best, else latest checkpoint)."""
-    from model_io.checkpoint_file import default_checkpoint, load_checkpoint
-
-    path = ckpt if ckpt is not None else exp_dir
-    if path is None:
-        raise UserInputError("no model: pass --exp_name NAME or --ckpt PATH")
-    if path.is_dir() and (path / PACK_FILES[0]).is_file():
-        return _load_pack(path)
-    if ckpt is not None and ckpt.is_dir():
-        raise UserInputError(f"{ckpt}: not a DDSP singer pack (no {PACK_FILES[0]}); create one with inference/transfer.py --pack EXP --out DIR")
-    if ckpt is None:
-        path = default_checkpoint(path)
-    state = load_checkpoint(path)
-    if state.get("task_cls") != DDSP_TASK or "generator" not in state.get("models", {}) or not isinstance(state.get("config"), dict):
-        raise UserInputError(f"{path}: a checkpoint of {state.get('task_cls')!r}, not of the DDSP singer ({DDSP_TASK}); pass a DDSP singer experiment")
-    config = state["config"]
-    weights = state["models"]["generator"]
-    try:
-        arguments = dataclasses.asdict(singer_config_from(config, _n_speakers(weights)))
-    except UserInputError as error:
-        raise UserInputError(f"{path}: its saved config does not describe a DDSP singer ({error}); use a checkpoint of this code version") from None
-    audio, n_fft = _settings(config, path)
-    return LoadedDDSPSinger(_build(arguments, weights, path), audio, n_fft, config, path)
-
-
-def _load_pack(pack_dir: Path) -> LoadedDDSPSinger:
-    weights = pack_dir / PACK_FILES[0]
-    try:
-        payload = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise UserInputError(f"{weights}: cannot be read ({type(error).__name__}); re-create the pack") from None
-    if not isinstance(payload, dict) or payload.get("format") != PACK_FORMAT or payload.get("version") != PACK_VERSION:
-        raise UserInputError(f"{weights}: not a {PACK_FORMAT} v{PACK_VERSION} file; re-create the pack with this code")
-    config = load_config(pack_dir / "config.yaml")
-    audio, n_fft = _settings(config, pack_dir)
-    return LoadedDDSPSinger(_build(dict(payload["arguments"]), payload["state"], weights), audio, n_fft, config, pack_dir)
-
-
-def _is_pack(folder: Path) -> bool:
-    entries = {entry.name for entry in folder.iterdir()}
-    return PACK_FILES[0] in entries and entries <= set(PACK_FILES)
-
-
-def pack_ddsp_singer(singer: LoadedDDSPSinger, out_dir: Path) -> Path:
-    """A self-contained folder (weights, constructor arguments, statistics in the buffers, config), written atomically."""
-    from preprocessor.atomic_io import write_folder_atomically
-
-    def write(partial: Path) -> None:
-        payload = {
-            "format": PACK_FORMAT, "version": PACK_VERSION, "arguments": dataclasses.asdict(singer.model.config),
-            "state": {k: v.detach().cpu() for k, v in singer.model.state_dict().items()}, "source": str(singer.source),
-        }  # fmt: skip
-        with atomic_path(partial / PACK_FILES[0]) as tmp:
-            torch.save(payload, tmp)
-        save_config(singer.config, partial / "config.yaml")
-
-    return write_folder_atomically(out_dir, write, _is_pack, "a DDSP singer pack")
+    tracks: ControlTracks
+    input_wav: np.ndarray
 
 
 # ---- analysis and controls ----------------------------------------------------------------------------
@@ -223,19 +85,37 @@ class InputFeatures(NamedTuple):
     loudness: np.ndarray  # [T] dB
 
 
-def analyse(path: Path, audio: AudioSettings, loudness_n_fft: int) -> InputFeatures:
-    """Load `path` at the model's rate and measure its F0 and loudness as the training data was measured."""
-    wav = load_wav(path, audio.sample_rate)
+def loudness_window(description: ModelDescription, where: str) -> int:
+    """The loudness meter's window the model was trained with (`stats.loudness_n_fft` of its description)."""
+    n_fft = description.stats.get("loudness_n_fft")
+    if not isinstance(n_fft, int) or n_fft <= 0:
+        raise UserInputError(f"{where}: its description has no loudness meter window (stats.loudness_n_fft); re-create the file with this code")
+    return n_fft
+
+
+def recording_at_rate(recording: np.ndarray | Path | str, sample_rate: int | None, target_rate: int) -> tuple[np.ndarray, str]:
+    """(mono float32 `[S]` at `target_rate`, a name for messages) of a file path or of samples `[S]` / `[S, C]` at `sample_rate`."""
+    if isinstance(recording, (str, Path)):
+        if sample_rate is not None:
+            raise UserInputError(f"{recording}: a file carries its own sample rate; drop sample_rate")
+        return load_wav(recording, target_rate), str(recording)
+    if sample_rate is None or int(sample_rate) <= 0:
+        raise UserInputError(f"the recording is an array: give its sample_rate (Hz, > 0), not {sample_rate!r}")
+    return mono_at_rate(np.asarray(recording), int(sample_rate), target_rate, "the recording"), "the recording"
+
+
+def analyse(wav: np.ndarray, where: str, audio: AudioSettings, loudness_n_fft: int) -> InputFeatures:
+    """F0 and loudness of `wav` (mono, at the model's rate), measured as the training data was measured."""
     n_frames = len(wav) // audio.hop_size
     if n_frames < 2:
-        raise UserInputError(f"{path}: too short ({len(wav)} samples at {audio.sample_rate} Hz); give at least a few frames of singing")
+        raise UserInputError(f"{where}: too short ({len(wav)} samples at {audio.sample_rate} Hz); give at least a few frames of singing")
     wav = wav[: n_frames * audio.hop_size]
     loudness = a_loudness_db(wav, audio.sample_rate, audio.hop_size, loudness_n_fft)
     if float(loudness.max()) < SILENCE_DB:
-        raise UserInputError(f"{path}: silence only (loudest frame {float(loudness.max()):.0f} dB, below {SILENCE_DB:.0f} dB); give a recording with singing")
+        raise UserInputError(f"{where}: silence only (loudest frame {float(loudness.max()):.0f} dB, below {SILENCE_DB:.0f} dB); give a recording with singing")
     track = extract_f0(wav, audio.sample_rate, audio.hop_size, n_frames, audio.f0_min, audio.f0_max, audio.f0_extractor)
     if not (track.f0_hz > 0).any():
-        raise UserInputError(f"{path}: no pitched frame found ({audio.f0_extractor}, {audio.f0_min:g}-{audio.f0_max:g} Hz); give a recording with singing")
+        raise UserInputError(f"{where}: no pitched frame found ({audio.f0_extractor}, {audio.f0_min:g}-{audio.f0_max:g} Hz); give a recording with singing")
     return InputFeatures(wav, track.f0_hz, loudness)
 
 
@@ -288,66 +168,146 @@ def check_speaker(model: DDSPSinger, speaker: int) -> None:
 
 @torch.no_grad()
 def render(model: DDSPSinger, f0_hz: np.ndarray, loudness_db: np.ndarray, speaker: int = 0) -> np.ndarray:
-    """The voice singing `f0_hz`, `loudness_db [T]` -> float32 `[T * hop]` (the offline render)."""
+    """The voice singing `f0_hz`, `loudness_db [T]` -> float32 `[T * hop]` (the offline render, on the model's device)."""
     check_speaker(model, speaker)
-    speaker_id = torch.tensor([speaker]) if model.config.n_speakers > 1 else None
-    out = model(torch.from_numpy(f0_hz).float()[None], torch.from_numpy(loudness_db).float()[None], speaker_id)
-    return out.audio[0, 0].numpy()
+    device = model.loudness_mean.device
+    speaker_id = torch.tensor([speaker], device=device) if model.config.n_speakers > 1 else None
+    out = model(torch.from_numpy(f0_hz).float()[None].to(device), torch.from_numpy(loudness_db).float()[None].to(device), speaker_id)
+    return out.audio[0, 0].cpu().numpy()
 
 
-class DDSPVoice:
-    """A loaded DDSP singer with the transfer controls: the Python face of `inference/transfer.py`."""
+def cpu_model(model: DDSPSinger) -> DDSPSinger:
+    """The model on the CPU (itself when it is there): the real-time path runs on the CPU."""
+    if model.loudness_mean.device.type == "cpu":
+        return model
+    import copy
 
-    def __init__(self, loaded: LoadedDDSPSinger) -> None:
-        self.loaded = loaded
-        self.model = loaded.model.eval()
-        self.audio = loaded.audio
+    return copy.deepcopy(model).cpu().eval()
 
-    @classmethod
-    def load(cls, exp_dir: Path | None = None, ckpt: Path | None = None) -> DDSPVoice:
-        return cls(load_ddsp_singer(exp_dir=exp_dir, ckpt=ckpt))
 
-    @property
-    def sample_rate(self) -> int:
-        return self.audio.sample_rate
+def streamer(model: DDSPSinger, block_frames: int, speaker: int = 0):
+    """A block-by-block renderer of `model` (`modules.ddsp_streaming.StreamingDDSPSinger`) on the CPU."""
+    from modules.ddsp_streaming import StreamingDDSPSinger
 
-    @property
-    def frame_rate(self) -> float:
-        return self.audio.sample_rate / self.audio.hop_size
+    check_block_frames(block_frames)
+    check_speaker(model, speaker)
+    return StreamingDDSPSinger(cpu_model(model), block_frames, speaker=speaker)
 
-    def transfer_file(self, path: Path, controls: TransferControls = TransferControls(), block_frames: int | None = None) -> TransferResult:
-        """The recording at `path` sung by this voice; with `block_frames`, rendered block by block through the
-        real-time path (the same samples as the offline render, within its tolerance)."""
-        if block_frames is not None:
-            check_block_frames(block_frames)
-        features = analyse(Path(path), self.audio, self.loaded.loudness_n_fft)
-        tracks = apply_controls(features.f0, features.loudness, self.model, controls, self.frame_rate)
-        if block_frames is None:
-            wav = render(self.model, tracks.f0_output, tracks.loudness_output, controls.speaker)
-        else:
-            check_speaker(self.model, controls.speaker)
-            stream = self.streaming(block_frames, controls.speaker)
-            wav = stream.render(torch.from_numpy(tracks.f0_output), torch.from_numpy(tracks.loudness_output)).numpy()
-        return TransferResult(wav, self.sample_rate, tracks, features.wav)
 
-    def pack(self, out_dir: Path) -> Path:
-        return pack_ddsp_singer(self.loaded, out_dir)
+def transfer(
+    model: DDSPSinger, audio: AudioSettings, loudness_n_fft: int, wav: np.ndarray, where: str, controls: TransferControls,
+    block_frames: int | None = None,
+) -> TransferredRecording:  # fmt: skip
+    """`wav` (mono, the model's rate) sung by `model` after `controls`; with `block_frames`, rendered block by block
+    through the real-time path (the offline render's samples, within its tolerance)."""
+    if block_frames is not None:
+        check_block_frames(block_frames)
+    check_speaker(model, controls.speaker)
+    features = analyse(wav, where, audio, loudness_n_fft)
+    tracks = apply_controls(features.f0, features.loudness, model, controls, audio.sample_rate / audio.hop_size)
+    if block_frames is None:
+        out = render(model, tracks.f0_output, tracks.loudness_output, controls.speaker)
+    else:
+        stream = streamer(model, block_frames, controls.speaker)
+        out = stream.render(torch.from_numpy(tracks.f0_output), torch.from_numpy(tracks.loudness_output)).numpy()
+    return TransferredRecording(out, audio.sample_rate, tracks, features.wav)
 
-    def streaming(self, block_frames: int = 1, speaker: int = 0):
-        """A block-by-block renderer of this voice (`modules.ddsp_streaming.StreamingDDSPSinger`)."""
-        from modules.ddsp_streaming import StreamingDDSPSinger
+
+def stream_blocks(
+    model: DDSPSinger, audio: AudioSettings, loudness_n_fft: int, wav: np.ndarray, where: str, controls: TransferControls, block_frames: int,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    """The transfer as the real-time path emits it: one float32 array of `block_frames * hop` samples per block of
+    `block_frames` input frames, then the last frame's hop (flushed). The output runs one hop behind the input: the first
+    hop is silence, and `concat(blocks)` holds `(T + 1) * hop` samples whose `[hop:]` is the offline render (within
+    1e-4). The F0 and loudness are measured on the whole recording first (`loudness_stats` and the note-on mask need
+    all of it); the model runs block by block."""
+    check_block_frames(block_frames)
+    check_speaker(model, controls.speaker)
+    features = analyse(wav, where, audio, loudness_n_fft)
+    tracks = apply_controls(features.f0, features.loudness, model, controls, audio.sample_rate / audio.hop_size)
+    stream = streamer(model, block_frames, controls.speaker)
+    f0, loudness = torch.from_numpy(tracks.f0_output), torch.from_numpy(tracks.loudness_output)
+    remaining = (len(f0) + 1) * audio.hop_size  # the one-hop delay, then every input frame
+    for start in range(0, len(f0), block_frames):
+        block = stream.process(f0[start : start + block_frames], loudness[start : start + block_frames]).numpy()[:remaining]
+        remaining -= len(block)
+        yield block
+    if remaining > 0:
+        yield stream.flush().numpy()[:remaining]
+
+
+def write_torchscript(model: DDSPSinger, path: Path, block_frames: int = 1, speaker: int = 0) -> Path:
+    """Write the TorchScript stream for a plug-in host (`modules.ddsp_streaming.export_torchscript`), atomically."""
+    from modules.ddsp_streaming import export_torchscript
+
+    check_block_frames(block_frames)
+    check_speaker(model, speaker)
+    scripted = export_torchscript(cpu_model(model), block_frames, speaker)
+    with atomic_path(Path(path)) as tmp:
+        scripted.save(str(tmp))
+    return Path(path)
+
+
+class LiveTransfer:
+    """Audio in, audio out, block by block, with no F0 from outside: `push(samples [block_frames * hop]) -> [block_frames * hop]`.
+
+    Each block's F0 comes from `preprocessor.causal_features.CausalYin` and its loudness from `CausalLoudness`
+    (look-back windows only), then the per-frame controls (`autotune` to the nearest semitone, `octave_shift`,
+    `loudness_db`; the controls that need the whole recording, `loudness_stats`, the note-on mask and a score,
+    are refused), then the streaming renderer. The F0 is delayed by whole frames to line up with the loudness,
+    whose window reaches further back. `lag_frames`: how far the sung output trails the input, in frames
+    (analysis lag + the renderer's one hop), besides the block's own duration.
+    """
+
+    def __init__(self, model: DDSPSinger, audio: AudioSettings, loudness_n_fft: int, controls: TransferControls, block_frames: int) -> None:
+        from preprocessor.causal_features import CausalLoudness, CausalYin
 
         check_block_frames(block_frames)
-        return StreamingDDSPSinger(self.model, block_frames, speaker=speaker)
+        check_speaker(model, controls.speaker)
+        refused = [name for name, used in (("loudness_stats", controls.loudness_stats), ("mask_threshold", controls.mask_threshold is not None), ("score", controls.score is not None)) if used]
+        if refused:
+            raise UserInputError(f"{', '.join(refused)}: needs the whole recording, so not with a causal (live) F0 tracker; drop it, or stream with the offline tracker")
+        self.model, self.audio, self.controls, self.block_frames = model, audio, controls, block_frames
+        self.pitch = CausalYin(audio.sample_rate, audio.hop_size, audio.f0_min, audio.f0_max)
+        self.loudness = CausalLoudness(audio.sample_rate, audio.hop_size, loudness_n_fft)
+        self.f0_delay = max(0, round((self.loudness.lag_samples - self.pitch.lag_samples) / audio.hop_size))
+        self.stream = streamer(model, block_frames, controls.speaker)
+        self._pending_f0 = np.zeros(self.f0_delay, np.float32)  # F0 of the last `f0_delay` frames, not yet sung
+        self.tracks: list[tuple[np.ndarray, np.ndarray]] = []  # (f0, loudness) as sung, per block
 
-    def export_torchscript(self, path: Path, block_frames: int = 1, speaker: int = 0) -> Path:
-        """Write the TorchScript stream for a plug-in host (`modules.ddsp_streaming.export_torchscript`), atomically."""
-        from modules.ddsp_streaming import export_torchscript
+    @property
+    def lag_frames(self) -> float:
+        """Frames the output trails the offline render of the same input: the loudness window's lag (the F0 is delayed
+        to match it) + the renderer's one hop."""
+        from modules.ddsp_streaming import LATENCY_FRAMES
 
-        check_block_frames(block_frames)
-        check_speaker(self.model, speaker)
-        scripted = export_torchscript(self.model, block_frames, speaker)
-        with atomic_path(path) as tmp:
-            scripted.save(str(tmp))
-        return Path(path)
+        pitch_lag = self.pitch.lag_samples / self.audio.hop_size + self.f0_delay
+        return max(pitch_lag, self.loudness.lag_samples / self.audio.hop_size) + LATENCY_FRAMES
 
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        expected = self.block_frames * self.audio.hop_size
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if len(samples) != expected:
+            raise UserInputError(f"a live block holds {expected} samples ({self.block_frames} frames of {self.audio.hop_size}); got {len(samples)}")
+        f0 = np.concatenate([self._pending_f0, self.pitch.push(samples)])
+        f0, self._pending_f0 = f0[: self.block_frames], f0[self.block_frames :]
+        level = self.loudness.push(samples)
+        c = self.controls
+        tuned = autotune(f0, c.autotune) if c.autotune > 0 else f0
+        f0_out = shift_octaves(tuned, c.octave_shift)
+        level_out = np.maximum(level + np.float32(c.loudness_db), LOUDNESS_FLOOR_DB).astype(np.float32)
+        self.tracks.append((f0_out, level_out))
+        return self.stream.process(torch.from_numpy(f0_out), torch.from_numpy(level_out)).numpy()
+
+
+def live_transfer(
+    model: DDSPSinger, audio: AudioSettings, loudness_n_fft: int, wav: np.ndarray, where: str, controls: TransferControls, block_frames: int,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    """`wav` fed through a `LiveTransfer` block by block (the last block zero-padded): one output block per input block."""
+    live = LiveTransfer(model, audio, loudness_n_fft, controls, block_frames)
+    size = block_frames * audio.hop_size
+    if len(wav) < 2 * audio.hop_size:
+        raise UserInputError(f"{where}: too short ({len(wav)} samples at {audio.sample_rate} Hz); give at least a few frames of singing")
+    for start in range(0, len(wav), size):
+        block = wav[start : start + size]
+        yield live.push(np.pad(block, (0, size - len(block))))

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from inference.timbre_transfer import TransferResult  # noqa: E402
+from inference.timbre_transfer import TransferredRecording  # noqa: E402
 from preprocessor.atomic_io import atomic_path  # noqa: E402
 from preprocessor.audio import AudioSettings, SpectrogramExtractor, hz_to_midi  # noqa: E402
 
@@ -27,7 +27,7 @@ def _midi_or_nan(f0_hz: np.ndarray) -> np.ndarray:
     return out
 
 
-def plot_transfer(result: TransferResult, audio: AudioSettings, model_pitch_mean_midi: float, path: Path) -> Path:
+def plot_transfer(result: TransferredRecording, audio: AudioSettings, model_pitch_mean_midi: float, path: Path) -> Path:
     a = audio
     extractor = SpectrogramExtractor(a.sample_rate, a.n_fft, a.hop_size, a.win_size, a.n_mels, a.fmin, a.fmax)
     with torch.no_grad():

@@ -6,6 +6,7 @@
     python inference/webui.py --exp_name csd_visinger --host 0.0.0.0       # reachable from other machines
     python inference/webui.py --exp_name csd_visinger --ddsp_exp demo_ddsp # + a timbre-transfer tab (DDSP singer)
     python inference/webui.py --ddsp_exp demo_ddsp                         # the timbre-transfer tab alone
+    python inference/webui.py --ckpt packed/demo_ddsp                      # the same: a DDSP singer goes to that tab
 
 It listens on 127.0.0.1 unless `--host` says otherwise (the page has no login: bind it to another
 address only on a network you trust). Nothing is fetched from the network: Gradio's analytics and
@@ -245,7 +246,6 @@ def serve(args: argparse.Namespace, work_dir: Path, ready: threading.Event | Non
 
     limit_onednn_primitive_cache()
     from inference.api import Singer
-    from inference.timbre_transfer import DDSPVoice
     from inference.webui_handlers import WebSinging
     from inference.webui_transfer import TransferTab
     from preprocessor.text.korean import KoreanFrontend
@@ -254,8 +254,14 @@ def serve(args: argparse.Namespace, work_dir: Path, ready: threading.Event | Non
     if not 0 < args.port < 65536:
         raise UserInputError(f"--port {args.port}: use a port between 1 and 65535")
     frontend = KoreanFrontend()
-    models = {name: Singer.load(exp_dir or ckpt, device=args.device, frontend=frontend) for name, (exp_dir, ckpt) in model_sources(args).items()}
-    voices = {name: DDSPVoice.load(exp_dir=exp_dir, ckpt=ckpt) for name, (exp_dir, ckpt) in model_sources(args, ddsp=True).items()}
+    loaded = {name: Singer.load(exp_dir or ckpt, device=args.device, frontend=frontend) for name, (exp_dir, ckpt) in model_sources(args).items()}
+    voices = {name: Singer.load(exp_dir or ckpt, device=args.device) for name, (exp_dir, ckpt) in model_sources(args, ddsp=True).items()}
+    for name, singer in voices.items():
+        if not singer.transfers:
+            raise UserInputError(f"--ddsp_exp / --ddsp_ckpt {name}: {singer.source} sings scores, not recordings; pass it with --exp_name / --ckpt")
+    # A DDSP singer given with --exp_name / --ckpt goes to the transfer tab too: what a model does is in its file.
+    models = {name: singer for name, singer in loaded.items() if not singer.transfers}
+    voices.update({name: singer for name, singer in loaded.items() if singer.transfers and name not in voices})
     import gradio as gr  # after OFFLINE_ENVIRONMENT and GRADIO_TEMP_DIR are set
 
     handlers = None

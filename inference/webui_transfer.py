@@ -1,6 +1,6 @@
 """The web page's timbre-transfer tab: upload a recording, set the controls, hear it sung by a DDSP singer.
 
-The work is `inference.timbre_transfer.DDSPVoice.transfer_file` with the controls of `inference/transfer.py`;
+The work is `inference.api.Singer.transfer` with the controls of `inference/transfer.py`;
 this file holds the tab's handler (plain values in, plain values out, tested without a browser) and its
 layout. Renders go to the page's temporary folder, one at a time; the previous render is removed.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from config.errors import UserInputError, error_line
-from inference.timbre_transfer import DDSPVoice, TransferControls
+from inference.api import Singer
 
 
 def _status(message: str, kind: str = "info") -> str:
@@ -24,7 +24,7 @@ def _status(message: str, kind: str = "info") -> str:
 class TransferTab:
     """`transfer(...) -> (wav path, plot path, status html)`; a `UserInputError` becomes the status line."""
 
-    def __init__(self, voices: dict[str, DDSPVoice], work_dir: Path) -> None:
+    def __init__(self, voices: dict[str, Singer], work_dir: Path) -> None:
         if not voices:
             raise ValueError("the transfer tab needs at least one DDSP singer")
         self.voices = voices
@@ -45,28 +45,25 @@ class TransferTab:
         if model not in self.voices:
             return None, None, _status(f"error: no model named {model!r}; pick one from the list", "error")
         from inference.transfer_plot import plot_transfer
-        from preprocessor.atomic_io import write_wav_atomic
 
         voice = self.voices[model]
         try:
-            controls = TransferControls(
-                autotune=float(autotune), octave_shift=float(octave_shift), loudness_db=float(loudness_db), loudness_stats=bool(loudness_stats),
-                mask_threshold=float(mask_threshold) if mask_threshold and float(mask_threshold) > 0 else None, attenuation=float(attenuation),
-            )  # fmt: skip
             with self._lock:
-                result = voice.transfer_file(Path(path), controls)
+                result = voice.transfer(
+                    Path(path), autotune=autotune, octave_shift=octave_shift, loudness_db=loudness_db, loudness_stats=loudness_stats,
+                    mask_threshold=float(mask_threshold) if mask_threshold and float(mask_threshold) > 0 else None, attenuation=attenuation,
+                )  # fmt: skip
                 self.work_dir.mkdir(parents=True, exist_ok=True)
                 folder = Path(tempfile.mkdtemp(prefix="transfer-", dir=self.work_dir))
                 wav_path = folder / f"{Path(path).stem}_{model.replace('/', '_')}.wav"
-                write_wav_atomic(wav_path, result.wav, result.sample_rate)
+                result.write(wav_path)
                 plot_path = plot_transfer(result, voice.audio, float(voice.model.pitch_mean_midi), folder / "transfer.png")
                 if self._previous is not None:
                     shutil.rmtree(self._previous, ignore_errors=True)
                 self._previous = folder
         except UserInputError as error:
             return None, None, _status(error_line(error), "error")
-        seconds = len(result.wav) / result.sample_rate
-        return str(wav_path), str(plot_path), _status(f"sang {Path(path).name} ({seconds:.1f} s) with {model}")
+        return str(wav_path), str(plot_path), _status(f"sang {Path(path).name} ({result.seconds:.1f} s) with {model}")
 
 
 def build_transfer_tab(tab: TransferTab) -> None:

@@ -31,12 +31,13 @@ from preprocessor.text.phone_set import PHONE_SET
 
 DESCRIPTION_FORMAT = "svs-model-description"
 DESCRIPTION_VERSION = 1
-# What a model does at inference. A file whose models have none of the first three cannot sing.
-SINGER = "singer"  # score -> waveform (VISinger, a DDSP singer)
+# What a model does at inference. A file whose models have none of the first four does nothing at inference.
+SINGER = "singer"  # score -> waveform (VISinger)
 ACOUSTIC = "acoustic"  # score -> mel (the FS2 singer); needs a vocoder
 VOCODER = "vocoder"  # mel -> waveform (HiFi-GAN)
+TRANSFER = "transfer"  # F0 + loudness of a recording -> waveform in the learnt voice (the DDSP singer; timbre transfer)
 TRAINING_ONLY = "training"  # a discriminator: stored so that the file is complete, never built by inference
-ROLES = (SINGER, ACOUSTIC, VOCODER, TRAINING_ONLY)
+ROLES = (SINGER, ACOUSTIC, VOCODER, TRANSFER, TRAINING_ONLY)
 # Model classes are imported by the name a file gives: only the project's network package may be named,
 # so that a file cannot make the loader import arbitrary code.
 ALLOWED_CLASS_PREFIXES = ("modules.",)
@@ -129,7 +130,9 @@ class ModelDescription:
     models: Mapping[str, ModelSpec]
     audio: AudioSettings
     phone_set: tuple[str, ...] = tuple(PHONE_SET)
-    stats: Mapping[str, Any] = field(default_factory=dict)  # log_f0_mean / log_f0_std, note_pitch_min / note_pitch_max
+    # log_f0_mean / log_f0_std, note_pitch_min / note_pitch_max; a transfer model: its loudness meter window
+    # (loudness_n_fft) and the training data's loudness / pitch statistics (the model's buffers, for the model card)
+    stats: Mapping[str, Any] = field(default_factory=dict)
     code_version: str = "unknown"
     torch_version: str = ""
 

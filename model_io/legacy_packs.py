@@ -2,7 +2,7 @@
 held a model description) read as `SavedModels`, so that they still load; `Singer.load(old).pack(new)`
 rewrites one as a version-2 pack.
 
-Version 1, VISinger: `generator.pt` {format "korean-visinger-pack", version 1, generator_args,
+Version 1, the DDSP singer: `ddsp_singer.pt` + `config.yaml` (see `DDSP_V1`). Version 1, VISinger: `generator.pt` {format "korean-visinger-pack", version 1, generator_args,
 generator (state), source}, `config.yaml`, `phone_set.json`, `stats.json`. Version 1, the pair:
 `acoustic.pt` / `vocoder.pt` {format "korean-svs-baseline-pack", version 1, kind, arguments, state,
 source}, `config.yaml` (acoustic), `vocoder_config.yaml`, `phone_set.json`, `stats.json`. Both kinds
@@ -18,12 +18,16 @@ from typing import Any
 from config.errors import UserInputError
 from config.loader import config_section, load_config
 from model_io.checkpoint_file import read_torch_file
-from model_io.description import ACOUSTIC, SINGER, VOCODER, ModelDescription, ModelSpec
+from model_io.description import ACOUSTIC, SINGER, TRANSFER, VOCODER, ModelDescription, ModelSpec
 from model_io.saved import SavedModels, TrainingRecord
 from preprocessor.audio import AudioSettings
 from preprocessor.text.phone_set import read_phone_set
 
 VISINGER_V1 = ("korean-visinger-pack", "generator.pt")
+# The DDSP singer's first pack (inference/transfer.py --pack before it moved to model_io): `ddsp_singer.pt`
+# {format, version 1, arguments (DDSPSingerConfig), state, source} + `config.yaml` (the training config).
+DDSP_V1 = ("korean-ddsp-singer-pack", "ddsp_singer.pt")
+DDSP_STATISTICS = ("loudness_mean", "loudness_std", "pitch_mean_midi", "pitch_std_midi")
 PAIR_V1 = ("korean-svs-baseline-pack", "acoustic.pt", "vocoder.pt")
 # What each version-1 file held: (class path, config class or None for keyword arguments, role).
 V1_CLASSES = {
@@ -34,7 +38,7 @@ V1_CLASSES = {
 
 
 def is_version_1_pack(folder: Path) -> bool:
-    return (folder / VISINGER_V1[1]).is_file() or (folder / PAIR_V1[1]).is_file()
+    return (folder / VISINGER_V1[1]).is_file() or (folder / PAIR_V1[1]).is_file() or (folder / DDSP_V1[1]).is_file()
 
 
 def _payload(path: Path, pack_format: str, kind: str | None) -> dict[str, Any]:
@@ -59,8 +63,25 @@ def visinger_arguments_of_version_1(arguments: dict[str, Any]) -> dict[str, Any]
     return arguments
 
 
+def load_ddsp_version_1_pack(folder: Path) -> SavedModels:
+    """A DDSP singer's first pack as `SavedModels` (the statistics from its weights' buffers, the loudness window from its config)."""
+    payload = _payload(folder / DDSP_V1[1], DDSP_V1[0], None)
+    config = load_config(folder / "config.yaml")
+    try:
+        stats = {"loudness_n_fft": int(config["audio_folder"]["loudness_n_fft"])}
+        stats.update({name: float(payload["state"][name]) for name in DDSP_STATISTICS})
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserInputError(f"{folder}: not a complete DDSP singer pack ({error!r} missing); re-create it with inference/transfer.py --pack") from None
+    spec = ModelSpec("modules.ddsp_singer.DDSPSinger", dict(payload["arguments"]), "modules.ddsp_singer.DDSPSingerConfig", TRANSFER)
+    description = ModelDescription({"generator": spec}, _audio(folder / "config.yaml"), stats=stats, code_version="version-1 pack")
+    trained = (TrainingRecord(str(config.get("task_cls", "unknown")), 0, {}, config, str(payload.get("source") or folder), "unknown", ("generator",)),)
+    return SavedModels(description, {"generator": payload["state"]}, trained, folder)
+
+
 def load_version_1_pack(folder: Path) -> SavedModels:
-    """The models of a version-1 pack folder (VISinger or the pair) as `SavedModels`."""
+    """The models of a version-1 pack folder (VISinger, the pair or the DDSP singer) as `SavedModels`."""
+    if (folder / DDSP_V1[1]).is_file():
+        return load_ddsp_version_1_pack(folder)
     read_phone_set(folder / "phone_set.json")  # a pack from another phone set is an error, not garbage audio
     stats_path = folder / "stats.json"
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}

@@ -12,9 +12,10 @@ from typing import Any
 import torch
 import yaml
 
+from model_io.description import TRANSFER
 from model_io.loader import MODEL_CARD, PACK_FILE, PACK_FORMAT, PACK_VERSION
 from model_io.saved import SavedModels
-from model_io.legacy_packs import PAIR_V1, VISINGER_V1
+from model_io.legacy_packs import DDSP_V1, PAIR_V1, VISINGER_V1
 from preprocessor.atomic_io import atomic_path, write_folder_atomically, write_text_atomic
 
 # Licences of the datasets the project reads (`dataset.name` of the config), for the model card.
@@ -24,12 +25,12 @@ DATASET_LICENCES = {
     "demo": "the project's synthetic demo corpus (preprocessor/demo_corpus.py), generated, no recording involved",
 }
 # Files a pack folder may hold (this version's and version 1's): the only folders packing may replace.
-PACK_FOLDER_FILES = {PACK_FILE, MODEL_CARD, "config.yaml", "vocoder_config.yaml", "phone_set.json", "stats.json", VISINGER_V1[1], *PAIR_V1[1:]}
+PACK_FOLDER_FILES = {PACK_FILE, MODEL_CARD, "config.yaml", "vocoder_config.yaml", "phone_set.json", "stats.json", VISINGER_V1[1], *PAIR_V1[1:], DDSP_V1[1]}
 
 
 def is_pack_folder(folder: Path) -> bool:
     entries = {entry.name for entry in folder.iterdir()}
-    return bool(entries) and entries <= PACK_FOLDER_FILES and bool(entries & {PACK_FILE, VISINGER_V1[1], PAIR_V1[1]})
+    return bool(entries) and entries <= PACK_FOLDER_FILES and bool(entries & {PACK_FILE, VISINGER_V1[1], PAIR_V1[1], DDSP_V1[1]})
 
 
 def pack_payload(saved: SavedModels) -> dict[str, Any]:
@@ -54,7 +55,15 @@ def write_pack(saved: SavedModels, out_dir: Path) -> Path:
     return write_folder_atomically(Path(out_dir), write, is_pack_folder)
 
 
+DEMO_AUDIO = "data/raw/demo/"  # where the demo corpus's recordings lie (preprocessor/demo_corpus.py)
+
+
 def _dataset_lines(config: dict[str, Any]) -> list[str]:
+    folder = config.get("audio_folder")
+    if isinstance(folder, dict):  # a DDSP singer: a folder of recordings, no dataset
+        audio_dir = str(folder.get("audio_dir", "?"))
+        licence = DATASET_LICENCES["demo"] if DEMO_AUDIO in f"{audio_dir.rstrip('/')}/" else "unknown: state the licence of the recordings before sharing this pack"
+        return [f"- data: the recordings under `{audio_dir}` (features cached in `{folder.get('cache_dir', '?')}`)", f"- data licence: {licence}"]
     dataset = config.get("dataset") or {}
     name = dataset.get("name", "unknown")
     licence = DATASET_LICENCES.get(str(name), "unknown: state the licence of the training data before sharing this pack")
@@ -82,23 +91,27 @@ def model_card(saved: SavedModels, pack_name: str) -> str:
     ]
     if description.pitch_range is not None:
         lines.append(f"Trained note range: MIDI {description.pitch_range[0]}-{description.pitch_range[1]}.")
+    transfers = bool(description.names_with_role(TRANSFER))
+    if transfers:
+        stats = description.stats
+        lines.append(
+            f"Timbre transfer (F0 + A-weighted loudness in, waveform out); loudness meter window {stats.get('loudness_n_fft', '?')} samples. "
+            f"Training data: loudness {stats.get('loudness_mean', float('nan')):.1f} ± {stats.get('loudness_std', float('nan')):.1f} dB, "
+            f"pitch MIDI {stats.get('pitch_mean_midi', float('nan')):.1f} ± {stats.get('pitch_std_midi', float('nan')):.1f} "
+            "(and the loudness quantiles that `loudness_stats` maps onto, in the model's buffers)."
+        )
     for record in saved.trained:
         lines += ["", f"## Training of {', '.join(record.models)}", "", f"- task: `{record.task_cls}`", f"- updates trained: {record.global_step}"]
         lines += _dataset_lines(dict(record.config))
         lines += [f"- validation metrics: {_metrics(dict(record.val_metrics))}", f"- code: {record.code_version}", f"- from: `{record.source}`"]
         if record.config:
             lines += ["", "<details><summary>training config</summary>", "", "```yaml", yaml.safe_dump(dict(record.config), sort_keys=False, allow_unicode=True).rstrip(), "```", "</details>"]
-    lines += [
-        "",
-        "## Load it",
-        "",
-        "```python",
-        "from inference.api import Singer",
-        f'singer = Singer.load("{pack_name}")',
-        'out = singer.sing("song.mid")  # out.wav: float32 mono, out.sample_rate',
-        "```",
-        "",
-        f"or `python inference/visinger.py --ckpt {pack_name} --midi song.mid --out song.wav`.",
-        "",
-    ]
+    use = (
+        ('out = singer.transfer("take.wav", autotune=1.0)  # out.wav: float32 mono, out.sample_rate',
+         f"python inference/transfer.py --ckpt {pack_name} --wav take.wav --out sung.wav")
+        if transfers else
+        ('out = singer.sing("song.mid")  # out.wav: float32 mono, out.sample_rate',
+         f"python inference/visinger.py --ckpt {pack_name} --midi song.mid --out song.wav")
+    )  # fmt: skip
+    lines += ["", "## Load it", "", "```python", "from inference.api import Singer", f'singer = Singer.load("{pack_name}")', use[0], "```", "", f"or `{use[1]}`.", ""]
     return "\n".join(lines)

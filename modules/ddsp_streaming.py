@@ -233,10 +233,16 @@ class StreamingDDSPSinger:
         return audio[0]
 
     def process(self, f0_hz: torch.Tensor, loudness_db: torch.Tensor) -> torch.Tensor:
-        """`block_frames` new frames `[K]` (F0 in Hz, 0 = unvoiced; loudness in dB) -> `[K * hop]` samples, one hop late."""
-        if f0_hz.shape != (self.block_frames,) or loudness_db.shape != (self.block_frames,):
-            raise ValueError(f"need f0 and loudness of {self.block_frames} frames, got {tuple(f0_hz.shape)} and {tuple(loudness_db.shape)}")
-        return self._step(f0_hz.view(1, -1), loudness_db.view(1, -1), torch.ones(1, self.block_frames))
+        """`block_frames` new frames `[K]` (F0 in Hz, 0 = unvoiced; loudness in dB) -> `[K * hop]` samples, one hop late.
+
+        The last block of a stream may hold fewer frames: it is padded as `render` pads (the padding repeats the
+        last frame, without noise), and its output then already ends with the last real frame (no `flush` needed)."""
+        frames = f0_hz.numel()
+        if f0_hz.shape != (frames,) or loudness_db.shape != (frames,) or not 1 <= frames <= self.block_frames:
+            raise ValueError(f"need f0 and loudness of 1..{self.block_frames} frames, got {tuple(f0_hz.shape)} and {tuple(loudness_db.shape)}")
+        pad = torch.zeros(self.block_frames - frames)
+        valid = (torch.arange(self.block_frames) < frames).float().view(1, -1)
+        return self._step(torch.cat([f0_hz.float(), pad]).view(1, -1), torch.cat([loudness_db.float(), pad]).view(1, -1), valid)
 
     def flush(self) -> torch.Tensor:
         """The last received frame's samples `[hop]` (it waited for a next frame that will not come)."""

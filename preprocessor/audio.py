@@ -109,23 +109,36 @@ def load_wav(path: Path | str, target_sample_rate: int, require_signal: bool = F
         ) from None
     if audio.shape[0] == 0:
         raise UserInputError(f"{path}: the audio file holds no samples; replace it or remove it from the dataset")
+    return mono_at_rate(audio, file_rate, target_sample_rate, str(path), require_signal)
+
+
+MAX_CHANNELS = 64  # more "channels" than this: an array given channels first
+
+
+def mono_at_rate(audio: np.ndarray, sample_rate: int, target_sample_rate: int, where: str, require_signal: bool = False) -> np.ndarray:
+    """`audio` `[S]` or `[S, C]` at `sample_rate` -> mono float32 `[S']` at `target_sample_rate` (what `load_wav` does
+    after decoding; for audio already in memory). Non-finite samples raise `UserInputError` naming `where`."""
+    audio = np.asarray(audio, dtype=np.float32)
+    audio = audio[:, None] if audio.ndim == 1 else audio
+    if audio.ndim != 2 or audio.shape[0] == 0 or audio.shape[1] > MAX_CHANNELS:
+        raise UserInputError(f"{where}: audio of shape {tuple(audio.shape)}; give samples [S] (mono) or [S, channels] (samples first)")
     finite = np.isfinite(audio)
     if not finite.all():
         sample, channel = np.argwhere(~finite)[0]
         raise UserInputError(
-            f"{path}: sample {sample} ({sample / file_rate:.3f} s, channel {channel}) is {audio[sample, channel]}, not a number; "
+            f"{where}: sample {sample} ({sample / sample_rate:.3f} s, channel {channel}) is {audio[sample, channel]}, not a number; "
             "re-export the recording as 16-bit or 24-bit PCM"
         )
     mono = audio.mean(axis=1, dtype=np.float32) if audio.shape[1] > 1 else audio[:, 0]
     if require_signal and float(np.abs(mono).max()) <= SILENCE_PEAK:
         if float(np.abs(audio).max()) > SILENCE_PEAK:
             raise UserInputError(
-                f"{path}: the {audio.shape[1]} channels cancel out when mixed to mono (one is the other phase-inverted); "
+                f"{where}: the {audio.shape[1]} channels cancel out when mixed to mono (one is the other phase-inverted); "
                 "keep one channel or fix the polarity of the recording"
             )
-        raise UserInputError(f"{path}: the recording is digitally silent (peak {float(np.abs(audio).max()):.1e}); replace it or remove it from the dataset")
-    if file_rate != target_sample_rate:
-        mono = soxr.resample(mono, file_rate, target_sample_rate, quality="HQ")
+        raise UserInputError(f"{where}: the recording is digitally silent (peak {float(np.abs(audio).max()):.1e}); replace it or remove it from the dataset")
+    if sample_rate != target_sample_rate:
+        mono = soxr.resample(mono, sample_rate, target_sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 

@@ -27,7 +27,8 @@ from torch import nn
 
 from config.errors import UserInputError
 from config.loader import config_section
-from inference.timbre_transfer import ModelSettings, build_singer, singer_config_from  # noqa: F401  (the model's arguments)
+from model_io.description import TRANSFER, ModelDescription, ModelSpec, describe
+from modules.ddsp_singer import DDSPSinger, DDSPSingerConfig
 from modules.masks import length_mask
 from modules.spectral_loss import MultiResolutionSpectralLoss
 from preprocessor.audio import AudioSettings, SpectrogramExtractor
@@ -35,6 +36,40 @@ from preprocessor.audio_folder import AudioFolderSettings, FeatureCache, prepare
 from tasks.audio_piece_dataset import AudioPieceDataset
 from tasks.base_task import BaseTask
 from tasks.hifigan_task import ValidationSettings  # the same two keys: pieces logged, and a cap on the validation pieces
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """`model:` — the estimator's size and the synthesiser's chain (`sample_rate`, `hop_size`, `n_speakers` are derived)."""
+
+    synth: tuple[dict[str, Any], ...]
+    hidden_size: int = 256
+    mlp_layers: int = 2
+    gru_layers: int = 1
+    speaker_channels: int = 16
+
+
+def singer_config_from(cfg: dict[str, Any], n_speakers: int) -> DDSPSingerConfig:
+    """The model's constructor arguments from `model:` and `audio:`."""
+    audio = config_section(cfg, AudioSettings, "audio")
+    model = config_section(cfg, ModelSettings, "model")
+    return DDSPSingerConfig(
+        sample_rate=audio.sample_rate, hop_size=audio.hop_size, synth=model.synth, hidden_size=model.hidden_size,
+        mlp_layers=model.mlp_layers, gru_layers=model.gru_layers, n_speakers=n_speakers, speaker_channels=model.speaker_channels,
+    )  # fmt: skip
+
+
+def build_singer(config: DDSPSingerConfig, where: str = "config 'model.synth'") -> DDSPSinger:
+    """A fresh `DDSPSinger`; a chain that does not build is one line naming `where`."""
+    try:
+        return DDSPSinger.from_config(config)
+    except (ValueError, TypeError) as error:
+        raise UserInputError(f"{where}: {' '.join(str(error).split())}") from None
+
+
+# The scalar statistics of the training data copied into the model description (the card shows them; the
+# quantiles stay in the model's buffers only).
+DESCRIBED_STATISTICS = ("loudness_mean", "loudness_std", "pitch_mean_midi", "pitch_std_midi")
 
 
 @dataclass(frozen=True)
@@ -85,6 +120,19 @@ class DDSPSingerTask(BaseTask):
         singer = build_singer(singer_config_from(self.config, len(cache.speakers)))
         singer.set_statistics(cache.stats)
         return {"generator": singer}
+
+    def model_description(self) -> ModelDescription:
+        """The generator as a `transfer` model, with the loudness meter's window and the data's statistics, so that
+        `model_io.loader.load_saved` rebuilds it and `inference.api.Singer.transfer` measures its inputs as training did.
+        Built from the trained model when there is one, else (describing an old checkpoint) from the feature cache."""
+        generator = self.raw_models.get("generator")
+        if generator is not None:
+            config, stats = generator.config, generator.statistics()
+        else:
+            cache = self.feature_cache()
+            config, stats = singer_config_from(self.config, len(cache.speakers)), cache.stats
+        described = {"loudness_n_fft": self.folder.loudness_n_fft, **{name: float(stats[name]) for name in DESCRIBED_STATISTICS}}
+        return describe({"generator": ModelSpec.of(DDSPSinger, config, role=TRANSFER)}, self.audio, described)
 
     def build_dataset(self, split: str) -> AudioPieceDataset:
         if split not in ("train", "valid"):

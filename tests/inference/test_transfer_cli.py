@@ -88,18 +88,96 @@ def test_autotune_snaps_the_output_to_semitones(experiment, off_key_input, tmp_p
 
 
 def test_the_stream_path_and_a_pack_give_the_offline_samples(experiment, off_key_input, tmp_path):
-    from inference.timbre_transfer import DDSPVoice, TransferControls
+    from inference.api import Singer
+    from model_io.loader import load_saved
 
-    voice = DDSPVoice.load(exp_dir=experiment / "tiny_ddsp")
-    controls = TransferControls(autotune=0.5, loudness_stats=True, mask_threshold=1.0, attenuation=10.0)
-    offline = voice.transfer_file(off_key_input, controls)
-    streamed = voice.transfer_file(off_key_input, controls, block_frames=2)
+    voice = Singer.load(experiment / "tiny_ddsp", device="cpu")
+    controls = dict(autotune=0.5, loudness_stats=True, mask_threshold=1.0, attenuation=10.0)
+    offline = voice.transfer(off_key_input, **controls)
+    streamed = voice.transfer(off_key_input, **controls, block_frames=2)
     assert np.abs(offline.wav - streamed.wav).max() < 1e-4
     assert offline.tracks.mask is not None and not offline.tracks.mask.on.all()  # the gaps between notes are off
-    voice.pack(tmp_path / "pack")
-    repacked = DDSPVoice.load(ckpt=tmp_path / "pack")
+    blocks = list(voice.stream(off_key_input, block_frames=3, **controls))  # 3 does not divide the frame count
+    hop = voice.audio.hop_size
+    assert all(len(b) == 3 * hop for b in blocks[:-2]) and len(np.concatenate(blocks)) == len(offline.wav) + hop
+    assert np.abs(np.concatenate(blocks)[:hop]).max() == 0 and np.abs(np.concatenate(blocks)[hop:] - offline.wav).max() < 1e-4
+    pack = voice.pack(tmp_path / "pack")
+    assert sorted(p.name for p in pack.iterdir()) == ["README.md", "model.pt"]  # model_io's one pack format
+    card = (pack / "README.md").read_text()
+    assert "(transfer)" in card and "loudness meter window 1024" in card and "singer.transfer(" in card
+    saved = load_saved(pack)
+    assert saved.description.stats["loudness_n_fft"] == 1024
+    assert saved.description.stats["pitch_mean_midi"] == pytest.approx(float(voice.model.pitch_mean_midi))
+    repacked = Singer.load(pack, device="cpu")
     assert repacked.model.statistics() == voice.model.statistics()
-    assert np.array_equal(repacked.transfer_file(off_key_input, controls).wav, offline.wav)
+    assert np.array_equal(repacked.transfer(off_key_input, **controls).wav, offline.wav)
+    samples, rate = sf.read(off_key_input, dtype="float32")
+    in_memory = repacked.transfer(np.stack([samples, samples], axis=1), rate, **controls)  # stereo samples, not a file
+    assert np.abs(in_memory.wav - offline.wav).max() < 1e-5
+
+
+def test_live_mode_tracks_the_f0_itself_and_shifts_it(experiment, off_key_input, tmp_path):
+    """`--stream --causal`: audio in, audio out block by block (F0 from the causal tracker); one octave up doubles it."""
+    for shift in ("0", "1"):
+        out = tmp_path / f"live{shift}.wav"
+        result = run_cli(experiment, "--exp_name", "tiny_ddsp", "--wav", str(off_key_input), "--out", str(out), "--stream", "--causal", "--block_frames", "2", "--octave_shift", shift)
+        assert result.returncode == 0, result.stderr
+    plain, shifted, source = voiced_f0(tmp_path / "live0.wav"), voiced_f0(tmp_path / "live1.wav"), voiced_f0(off_key_input)
+    assert len(load_wav(tmp_path / "live0.wav", SR)) == -(-len(load_wav(off_key_input, SR)) // (2 * HOP)) * 2 * HOP  # one block out per block in
+    lag = 4  # frames: the loudness window's lag (2.7) + the renderer's hop, rounded up
+    both = (plain[lag:] > 0) & (source[: len(plain) - lag] > 0)
+    assert both.mean() > 0.5
+    assert np.median(np.abs(1200 * np.log2(plain[lag:][both] / source[: len(plain) - lag][both]))) < 30  # the input's pitch, a few frames late
+    both = (plain > 0) & (shifted > 0)
+    assert np.median(np.abs(1200 * np.log2(shifted[both] / plain[both]) - 1200)) < 20
+
+
+def test_a_transfer_model_does_not_sing_scores_nor_a_score_singer_transfer(experiment, tiny_experiment, off_key_input):
+    from config.errors import UserInputError
+    from inference.api import Singer
+    from tests.inference.conftest import SANCHAEK
+
+    voice = Singer.load(experiment / "tiny_ddsp", device="cpu")
+    with pytest.raises(UserInputError, match="timbre-transfer model .* sings recordings, not scores; use Singer.transfer"):
+        voice.sing(SANCHAEK)
+    singer = Singer.load(tiny_experiment.exp_dir, device="cpu")
+    with pytest.raises(UserInputError, match="sings scores, not recordings"):
+        singer.transfer(off_key_input)
+    with pytest.raises(UserInputError, match="sings scores, not recordings"):
+        next(iter(singer.stream(off_key_input)))
+
+
+def test_old_files_load_or_say_how_to_convert(experiment, off_key_input, tmp_path):
+    """The DDSP singer's first pack (`ddsp_singer.pt` + `config.yaml`) loads; a checkpoint written before the
+    description is one line naming describe_checkpoint, which makes it loadable."""
+    import dataclasses
+
+    import torch
+
+    from config.errors import UserInputError
+    from config.loader import save_config
+    from inference.api import Singer
+    from model_io.checkpoint_file import default_checkpoint, load_checkpoint
+    from model_io.loader import load_saved
+    from tasks.runs.describe_checkpoint import describe_checkpoint
+
+    voice = Singer.load(experiment / "tiny_ddsp", device="cpu")
+    expected = voice.transfer(off_key_input).wav
+    old_pack = tmp_path / "old_pack"
+    old_pack.mkdir()
+    torch.save({"format": "korean-ddsp-singer-pack", "version": 1, "arguments": dataclasses.asdict(voice.model.config),
+                "state": voice.model.state_dict(), "source": "x"}, old_pack / "ddsp_singer.pt")  # fmt: skip
+    save_config(dict(voice.saved.trained[0].config), old_pack / "config.yaml")
+    assert np.array_equal(Singer.load(old_pack, device="cpu").transfer(off_key_input).wav, expected)
+    old_checkpoint = tmp_path / "old_exp" / "model_ckpt_steps_2.pt"
+    old_checkpoint.parent.mkdir()
+    state = load_checkpoint(default_checkpoint(experiment / "tiny_ddsp"))
+    del state["description"]
+    torch.save(state, old_checkpoint)
+    with pytest.raises(UserInputError, match="describe_checkpoint.py"):
+        load_saved(old_checkpoint)
+    assert describe_checkpoint(old_checkpoint)  # the task describes it from its config and its feature cache
+    assert np.array_equal(Singer.load(old_checkpoint.parent, device="cpu").transfer(off_key_input).wav, expected)
 
 
 @pytest.mark.parametrize(
@@ -108,8 +186,9 @@ def test_the_stream_path_and_a_pack_give_the_offline_samples(experiment, off_key
         (lambda p: p.write_bytes(b"not audio at all"), [], "cannot decode"),
         (lambda p: sf.write(p, np.zeros(SR, np.float32), SR), [], "silence only"),
         (lambda p: sf.write(p, sung_phrase([60], SR), SR), ["--stream", "--block_frames", "0"], "--block_frames 0"),
+        (lambda p: sf.write(p, sung_phrase([60], SR), SR), ["--stream", "--causal", "--loudness_stats"], "loudness_stats: needs the whole recording"),
     ],
-    ids=["unreadable", "silence", "block_size_0"],
+    ids=["unreadable", "silence", "block_size_0", "live_with_whole_file_control"],
 )
 def test_bad_inputs_are_one_line_and_exit_2(experiment, tmp_path, make_input, extra, message):
     source = tmp_path / "in.wav"

@@ -66,8 +66,9 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_experiment, tmp_path_factory):
-    """`python inference/webui.py --ckpt <tiny>` on a free port, with its own empty TMPDIR, HOME and working folder."""
+def server(tiny_experiment, ddsp_experiment, tmp_path_factory):
+    """`python inference/webui.py --ckpt <tiny> --ckpt <tiny DDSP singer>` on a free port (the DDSP singer gives the
+    timbre-transfer tab), with its own empty TMPDIR, HOME and working folder."""
     base = tmp_path_factory.mktemp("webui")
     tmp, home, cwd = base / "tmp", base / "home", base / "cwd"
     for folder in (tmp, home, cwd):
@@ -78,7 +79,7 @@ def server(tiny_experiment, tmp_path_factory):
     log = base / "server.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(REPO_ROOT / "inference" / "webui.py"), "--ckpt", str(tiny_experiment.checkpoint), "--port", str(port)],
+            [sys.executable, str(REPO_ROOT / "inference" / "webui.py"), "--ckpt", str(tiny_experiment.checkpoint), "--ckpt", str(ddsp_experiment / "tiny_ddsp"), "--port", str(port)],
             cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     running = Server(process, f"http://127.0.0.1:{port}/", log, tmp, home, cwd)
@@ -243,6 +244,30 @@ def test_two_renders_at_once_both_finish(browser, server, tiny_experiment):
         assert abs(duration - read_score(score).total_seconds) <= frame, score.name
     browser.close()
     browser.switch_to.window(tabs[BYEOL])
+
+
+def test_the_transfer_tab_sings_an_uploaded_recording(browser, server, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.audio_factory import sung_phrase
+
+    take = tmp_path / "take.wav"
+    sf.write(take, sung_phrase([60, 64, 67], 16000), 16000)
+    expected_seconds = sf.info(take).frames // 160 * 160 / 16000  # whole frames of the model's hop
+    open_page(browser, server)
+    browser.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Timbre transfer')]").click()
+    field = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#transfer-upload input[type=file]"), 60, "the recording upload field")
+    field[0].send_keys(str(take))
+    browser.find_element(By.ID, "transfer-run").click()
+    status = "return document.querySelector('#transfer-status')?.innerText || ''"
+    wait_for(browser, lambda d: "sang take.wav" in d.execute_script(status) or "error" in d.execute_script(status), RENDER_SECONDS, "the transfer")
+    assert "error" not in browser.execute_script(status)
+    duration = wait_for(
+        browser, lambda d: d.execute_script("const a = document.querySelector('#transfer-audio audio'); return a && a.readyState >= 1 && isFinite(a.duration) ? a.duration : null"),
+        60, "the transferred audio's metadata",
+    )  # fmt: skip
+    assert duration == pytest.approx(expected_seconds, abs=1e-3)
+    assert browser.execute_script("const i = document.querySelector('#transfer-plot img'); return !!i && i.naturalWidth > 0")
 
 
 def test_the_page_fetches_nothing_from_the_network(browser, server):

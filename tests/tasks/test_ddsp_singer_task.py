@@ -33,8 +33,7 @@ def test_trains_from_an_audio_folder_and_reuses_the_cache(tmp_path, capsys):
 
 
 def test_the_demo_config_resolves_to_the_demo_audio_and_a_bad_chain_is_one_line():
-    from inference.timbre_transfer import build_singer, singer_config_from
-    from tasks.ddsp_singer_task import DDSPSingerTask
+    from tasks.ddsp_singer_task import DDSPSingerTask, build_singer, singer_config_from
 
     config = load_config(DEMO_CONFIG)
     assert config["audio"]["sample_rate"] == 16000 and config["audio_folder"]["audio_dir"] == "data/raw/demo/korean/wav"
