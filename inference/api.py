@@ -3,6 +3,8 @@
     from inference.api import Singer
     singer = Singer.load("checkpoints/csd_visinger")          # experiment folder, checkpoint file or pack
     out = singer.sing("song.mid", key_shift=2)                 # out.wav: float32 mono [S], out.sample_rate
+    singer.speakers                                            # ("demo", "demo_low") for a multi-speaker model
+    out = singer.sing("song.mid", speaker="demo:0.5,demo_low:0.5")   # a name, an id or a weighted mix
     pair = Singer.load("checkpoints/csd_fs2", vocoder="checkpoints/csd_hifigan")   # the two-stage baseline
     singer.pack("packed/csd_visinger")                         # a self-contained folder (model.pt + README.md)
 
@@ -28,6 +30,7 @@ from torch import nn
 
 from config.errors import UserInputError
 from inference.devices import DEFAULT_DEVICE, resolve_device
+from inference.speakers import SpeakerValue, parse_speaker, speaker_names
 from inference.sung_audio import SungAudio
 from inference.sung_file import sing_file
 from inference.synthesis import RenderPlan, SingingSynthesizer, SynthesisResult
@@ -49,12 +52,13 @@ class SungScore(SungAudio):
     """A rendered score: `wav` float32 mono `[S]` in [-1, 1] at `sample_rate`; `warnings` about the score
     (notes outside the trained range, a reader's notes); `synthesis` holds the predicted F0 and frames;
     `plan`: the render it was sung from (what `--dump` writes), with the settings it was rendered with
-    (`speaker`, `seed`, `noise_scale`: a render file brings its own)."""
+    (`speaker`, `seed`, `noise_scale`: a render file brings its own; `speaker` is an id or, for a mix,
+    one weight per speaker)."""
 
     warnings: tuple[str, ...]
     synthesis: SynthesisResult
     plan: RenderPlan
-    speaker: int
+    speaker: SpeakerValue
     seed: int | None
     noise_scale: float
 
@@ -126,6 +130,11 @@ class Singer:
         """The MIDI note range of the training data, when the file records it."""
         return self.saved.description.pitch_range
 
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """The voices' names in id order: those the file records (the training data's speakers), else "0", "1", ..."""
+        return speaker_names(self.saved.description.speakers, int(self.model.n_speakers))
+
     def _needs_scores(self) -> None:
         if self.transfers:
             raise UserInputError(
@@ -155,7 +164,7 @@ class Singer:
         score_path: Path | str,
         lyrics: Path | str | None = None,
         key_shift: int = 0,
-        speaker: int = 0,
+        speaker: int | str = 0,
         *,
         noise_scale: float = DEFAULT_NOISE_SCALE,
         seed: int | None = 0,
@@ -168,15 +177,20 @@ class Singer:
         """Sing the score at `score_path`: any format `preprocessor.scores` reads (.mid .musicxml .xml .mxl
         .ust .ustx .ds; `lyrics`: a Hangul text for a MIDI without lyric events), or a render file written
         by `--dump` (.json, sung as written: its own speaker, seed and noise scale), transposed by `key_shift`
-        semitones, as speaker `speaker`. The same inputs give the same audio (`seed` fixes the prior's
+        semitones, as `speaker`: an id, a name of `speakers`, or a mix `"a:0.7,b:0.3"` (the weighted sum of
+        their embeddings, weights scaled to sum to 1; a bad name is a `UserInputError` naming the known
+        ones). The same inputs give the same audio (`seed` fixes the prior's
         sample; the pair is deterministic). `score`: the score of `score_path` already read (e.g. with
         edited lyrics), sung instead of reading the file. `energy_db` / `breathiness_db`: dB added to the
         loudness / breathiness the model would sing (a model trained with `model.variance_controls`;
         any other model refuses a nonzero value); per-frame curves come from an edited render file."""
         self._needs_scores()
+        choice = parse_speaker(speaker, self.speakers)
+        # One named speaker: warn against its own trained range (another voice may sing another range).
+        pitch_range = (None if choice.is_mix else self.description.speaker_pitch_range(self.speakers[choice.value])) or self.pitch_range
         sung = sing_file(
             self.synthesizer(noise_scale), Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
-            key_shift, speaker, noise_scale, seed, self.pitch_range, score, (float(energy_db), float(breathiness_db)),
+            key_shift, choice.value, noise_scale, seed, pitch_range, score, (float(energy_db), float(breathiness_db)),
         )  # fmt: skip
         result = sung.result
         return SungScore(result.wav, result.sample_rate, sung.warnings, result, sung.plan, sung.speaker, sung.seed, sung.noise_scale)

@@ -21,7 +21,7 @@ def render_score(
     track: int | None = None,
     monophonic: str = "strict",
     key_shift: int = 0,
-    speaker: int = 0,
+    speaker: int | str = 0,
     noise_scale: float = DEFAULT_NOISE_SCALE,
     plot: bool = False,
     seed: int | None = 0,

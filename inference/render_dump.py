@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from config.errors import UserInputError
+from inference.speakers import SpeakerValue
 from inference.synthesis import PhrasePlan, RenderPlan, SynthesisResult
 from preprocessor.atomic_io import write_text_atomic
 from preprocessor.score import REST, Note
@@ -44,7 +45,7 @@ _SYMBOL_OF_NAME = {phone_name(symbol): symbol for symbol in PHONE_SET}
 VARIANCE_KEYS = ("energy_db", "breathiness_db")  # per phoneme, in the order of modules.variance.VARIANCE_NAMES
 
 
-def dump_render(path: Path, plan: RenderPlan, result: SynthesisResult, *, source: str, speaker: int, seed: int | None, noise_scale: float) -> None:
+def dump_render(path: Path, plan: RenderPlan, result: SynthesisResult, *, source: str, speaker: SpeakerValue, seed: int | None, noise_scale: float) -> None:
     """Write `plan` with the F0 `result` predicted for it (and the energy and breathiness sung, for a model with them), as JSON (atomically)."""
     phrases = []
     variances = result.phrase_variance_db or (None,) * len(plan.phrases)
@@ -69,7 +70,7 @@ def dump_render(path: Path, plan: RenderPlan, result: SynthesisResult, *, source
     document = {
         "format": DUMP_FORMAT, "version": DUMP_VERSION, "source": source,
         "sample_rate": result.sample_rate, "hop_size": result.hop_size,
-        "speaker": speaker, "seed": seed, "noise_scale": noise_scale, "phrases": phrases,
+        "speaker": list(speaker) if isinstance(speaker, tuple) else speaker, "seed": seed, "noise_scale": noise_scale, "phrases": phrases,
     }  # fmt: skip
     write_text_atomic(Path(path), json.dumps(document, ensure_ascii=False, indent=1) + "\n")
 
@@ -83,10 +84,19 @@ class RenderDump:
     """A dump read back: the plan to render and the settings it was made with."""
 
     plan: RenderPlan
-    speaker: int
+    speaker: SpeakerValue
     seed: int | None
     noise_scale: float
     source: str
+
+
+def _speaker(path: Path, value: Any) -> SpeakerValue:
+    """An id, or a list of mix weights (one per speaker of the model; checked against it when sung)."""
+    if isinstance(value, list):
+        if not value or not all(not isinstance(w, bool) and isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in value):
+            raise UserInputError(f"{path}: top level: speaker is {value!r}; write an id or a list of weights >= 0, one per speaker")
+        return tuple(float(w) for w in value)
+    return _integer(path, "top level", value, "speaker")
 
 
 def _integer(path: Path, where: str, value: Any, what: str, minimum: int = 0) -> int:
@@ -244,7 +254,7 @@ def read_render_dump(path: Path, sample_rate: int, hop_size: int) -> RenderDump:
     phrases = [_phrase(path, number, entry) for number, entry in enumerate(entries)]
     notes, counts = _song_notes(phrases, hop_size / sample_rate)
     seed = document.get("seed", 0)
-    speaker = _integer(path, "top level", document.get("speaker", 0), "speaker")
+    speaker = _speaker(path, document.get("speaker", 0))
     noise_scale = document.get("noise_scale", 0.667)
     if isinstance(noise_scale, bool) or not isinstance(noise_scale, (int, float)) or not math.isfinite(noise_scale) or noise_scale < 0:
         raise UserInputError(f"{path}: noise_scale is {noise_scale!r}; write a number >= 0")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from config.errors import UserInputError
+from inference.speakers import SpeakerValue
 from inference.render_dump import is_render_dump, read_render_dump
 from inference.synthesis import RenderPlan, SingingSynthesizer, SynthesisResult
 from preprocessor.scores.dispatch import read_any_score
@@ -55,7 +56,7 @@ class SungFile:
     result: SynthesisResult
     plan: RenderPlan
     warnings: tuple[str, ...]
-    speaker: int
+    speaker: SpeakerValue  # an id, or mix weights (inference.speakers)
     seed: int | None
     noise_scale: float
 
@@ -67,7 +68,7 @@ def sing_file(
     track: int | None = None,
     monophonic: str = "strict",
     key_shift: int = 0,
-    speaker: int = 0,
+    speaker: SpeakerValue = 0,
     noise_scale: float | None = None,
     seed: int | None = 0,
     pitch_range: tuple[int, int] | None = None,

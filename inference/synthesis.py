@@ -31,6 +31,7 @@ import torch
 
 from config.errors import UserInputError
 from modules.score_encoder import N_MIDI_PITCHES
+from inference.speakers import SpeakerValue, check_speaker_value
 from modules.score_inputs import ScoreInputs, SingingModel
 from preprocessor.score import REST, Note, validate_notes
 from preprocessor.text.frame_rule import PhonemeScore, note_frame_counts, phoneme_score
@@ -323,7 +324,7 @@ class SingingSynthesizer:
         return RenderPlan(tuple(planned), notes, tuple(note_frames))
 
     @torch.no_grad()
-    def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: int = 0, seed: int | None = 0) -> SynthesisResult:
+    def synthesize(self, notes: Sequence[Note], source: str = "<score>", key_shift: int = 0, speaker_id: SpeakerValue = 0, seed: int | None = 0) -> SynthesisResult:
         """Render `notes` (contiguous from time 0, rests as `SP`) to a waveform."""
         started = time.perf_counter()
         self._check_speaker(speaker_id)
@@ -352,7 +353,7 @@ class SingingSynthesizer:
 
     @torch.no_grad()
     def render(
-        self, plan: RenderPlan, speaker_id: int = 0, seed: int | None = 0, noise_scale: float | None = None, variance_offset_db: Sequence[float] | None = None
+        self, plan: RenderPlan, speaker_id: SpeakerValue = 0, seed: int | None = 0, noise_scale: float | None = None, variance_offset_db: Sequence[float] | None = None
     ) -> SynthesisResult:
         """Render a `RenderPlan` (from `plan`, or read back from a dump and edited).
 
@@ -373,7 +374,7 @@ class SingingSynthesizer:
         wav = np.zeros(total_frames * hop, dtype=np.float32)
         f0 = np.zeros(total_frames, dtype=np.float32)
         fade = self.crossfade_frames * hop
-        speaker = torch.tensor([speaker_id], device=self.device)
+        speaker = self._speaker_tensor(speaker_id)
         if seed is not None:
             torch.manual_seed(seed)
         predicted_f0, sung_variance = [], []
@@ -423,13 +424,15 @@ class SingingSynthesizer:
             given = np.where(missing, predicted, given)
         return torch.from_numpy(given)[None].to(self.device)
 
-    def _check_speaker(self, speaker_id: int) -> None:
+    def _check_speaker(self, speaker_id: SpeakerValue) -> None:
         """A bad id would index past the speaker table (or be silently ignored by a one-speaker model)."""
-        n_speakers = self.generator.n_speakers
-        if not 0 <= speaker_id < n_speakers:
-            raise UserInputError(
-                f"--speaker {speaker_id}: this model has {n_speakers} speaker(s); pass --speaker between 0 and {n_speakers - 1}"
-            )
+        check_speaker_value(speaker_id, self.generator.n_speakers, "--speaker")
+
+    def _speaker_tensor(self, speaker_id: SpeakerValue) -> torch.Tensor:
+        """`[1]` id, or `[1, n_speakers]` mix weights (`inference.speakers`)."""
+        if isinstance(speaker_id, tuple):
+            return torch.tensor([list(speaker_id)], dtype=torch.float32, device=self.device)
+        return torch.tensor([speaker_id], device=self.device)
 
     def _render_phrase(
         self,

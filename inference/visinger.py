@@ -48,7 +48,7 @@ def add_score_arguments(parser: argparse.ArgumentParser, stochastic: bool) -> No
     parser.add_argument("--track", type=int, help="melody track: MIDI track index, MusicXML part (0-based), USTX track_no (default: the one with the lyrics)")
     parser.add_argument("--monophonic", choices=("strict", "top"), default="strict", help="overlapping notes: an error (strict) or keep the top voice")
     parser.add_argument("--key_shift", type=int, default=0, help="transpose by this many semitones")
-    parser.add_argument("--speaker", type=int, default=0, help="speaker id of a multi-speaker model")
+    parser.add_argument("--speaker", default="0", help="who sings (a multi-speaker model): a name, an id, or a mix of names, e.g. a:0.7,b:0.3")
     parser.add_argument("--energy_db", type=float, default=0.0, help="dB added to the predicted loudness (a model with expressive controls: model.variance_controls)")
     parser.add_argument("--breathiness_db", type=float, default=0.0, help="dB added to the predicted breathiness (the same models)")
     if stochastic:

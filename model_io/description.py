@@ -130,7 +130,7 @@ class ModelDescription:
     models: Mapping[str, ModelSpec]
     audio: AudioSettings
     phone_set: tuple[str, ...] = tuple(PHONE_SET)
-    # log_f0_mean / log_f0_std, note_pitch_min / note_pitch_max; a transfer model: its loudness meter window
+    # log_f0_mean / log_f0_std, note_pitch_min / note_pitch_max, speakers, per_speaker; a transfer model: its loudness meter window
     # (loudness_n_fft) and the training data's loudness / pitch statistics (the model's buffers, for the model card)
     stats: Mapping[str, Any] = field(default_factory=dict)
     code_version: str = "unknown"
@@ -140,6 +140,19 @@ class ModelDescription:
     def pitch_range(self) -> tuple[int, int] | None:
         """The trained MIDI note range, when the statistics hold one."""
         stats = self.stats
+        if "note_pitch_min" in stats and "note_pitch_max" in stats and stats["note_pitch_min"] <= stats["note_pitch_max"]:
+            return int(stats["note_pitch_min"]), int(stats["note_pitch_max"])
+        return None
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        """The speaker names of the training data, id order (`f0_stats.json` "speakers"); () when the file has none."""
+        names = self.stats.get("speakers")
+        return tuple(names) if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names) else ()
+
+    def speaker_pitch_range(self, name: str) -> tuple[int, int] | None:
+        """One speaker's trained MIDI note range (`f0_stats.json` "per_speaker"), None when not recorded."""
+        stats = dict(self.stats.get("per_speaker") or {}).get(name) or {}
         if "note_pitch_min" in stats and "note_pitch_max" in stats and stats["note_pitch_min"] <= stats["note_pitch_max"]:
             return int(stats["note_pitch_min"]), int(stats["note_pitch_max"])
         return None

@@ -32,6 +32,7 @@ from modules.frame_prior import F0Predictor, f0_condition, predicted_f0_hz
 from modules.length_regulator import expand_to_frames
 from modules.masks import length_mask
 from modules.score_encoder import ScoreEncoder
+from modules.speaker_embedding import speaker_vectors
 
 ENERGY_DB_PER_UNIT = 20.0  # energy in dB / 20 = log10 of the RMS: the predictor's and the embedding's scale
 
@@ -186,7 +187,7 @@ class FS2Singer(nn.Module):
             phone_lengths: `[B]`.
             f0: `[B, T]` F0 in Hz (0 = unvoiced) to condition on, or None for the prediction.
             energy: `[B, T]` RMS energy in dB to condition on, or None for the prediction.
-            speaker_id: `[B]`, or None (ignored by a single-speaker model).
+            speaker_id: `[B]` ids, `[B, n_speakers]` mix weights, or None (ignored by a single-speaker model).
             n_frames: `T`; defaults to the longest item's `phone_frames` total (that of `f0` when given).
         """
         frame_lengths = phone_frames.long().sum(1)  # [B]
@@ -200,7 +201,7 @@ class FS2Singer(nn.Module):
         if self.speaker_embedding is not None:
             if speaker_id is None:
                 raise ValueError(f"this model has {self.config.n_speakers} speakers; pass speaker_id [B]")
-            hidden = (hidden + self.speaker_embedding(speaker_id.long()).unsqueeze(-1)) * encoded.mask
+            hidden = (hidden + speaker_vectors(self.speaker_embedding, speaker_id).unsqueeze(-1)) * encoded.mask
         frame_mask = length_mask(frame_lengths, n_frames, hidden.dtype)  # [B, 1, T]
         h = expand_to_frames(hidden, phone_frames, n_frames)  # [B, H, P] -> [B, H, T]
         pitch_frames = expand_to_frames(note_pitch.float().unsqueeze(1), phone_frames, n_frames).squeeze(1)  # [B, T] MIDI

@@ -49,7 +49,8 @@ class SingingOutput(NamedTuple):
 class SingingModel(Protocol):
     """A model that sings a score: `sing(score, speaker_id, noise_scale) -> SingingOutput`.
 
-    n_speakers: the speaker ids it accepts are 0 .. n_speakers - 1.
+    n_speakers: the speaker ids it accepts are 0 .. n_speakers - 1; `speaker_id` is `[B]` ids or `[B, n_speakers]`
+        float weights (a mix of the speakers' embeddings, `modules.speaker_embedding`).
     waveform_stage: the submodule that makes the waveform (timed apart from the rest by the synthesizer).
     noise_scale: the sampling temperature of a stochastic singer (VISinger's prior; 0 = its mean); a
         deterministic singer documents that it has none and ignores the value.

@@ -46,6 +46,7 @@ from modules.phoneme_predictor import PhonemePredictor
 from modules.posterior_encoder import PosteriorEncoder
 from modules.score_encoder import ScoreEncoder
 from modules.score_inputs import ScoreInputs, SingingOutput
+from modules.speaker_embedding import speaker_vectors
 from modules.variance import VARIANCE_NAMES, VarianceHeads, controlled_variance, variance_units
 from modules.waveform_decoder import WaveformDecoder
 
@@ -274,6 +275,9 @@ class VISingerGenerator(nn.Module):
             inter_channels, n_phones, hidden_channels, n_layers=phoneme_predictor_n_layers, **blocks
         )
         self.speaker_embedding = nn.Embedding(n_speakers, gin_channels) if n_speakers > 1 else None
+        # A multi-speaker model also tells the F0 predictor and the frame prior who sings (pitch style,
+        # the prior's timbre); built only then, so a single-speaker model's weights and draws are as before.
+        self.speaker_to_frames = nn.Conv1d(gin_channels, hidden_channels, 1) if n_speakers > 1 else None
         # Expressive controls (modules/variance.py): energy and breathiness predicted from h, read by the prior.
         self.variance_heads = VarianceHeads(hidden_channels) if variance_controls else None
 
@@ -287,12 +291,13 @@ class VISingerGenerator(nn.Module):
         return cls(**dataclasses.asdict(config))
 
     def _speaker_condition(self, speaker_id: torch.Tensor | None) -> torch.Tensor | None:
-        """`[B]` ids -> `g [B, gin, 1]`; None for a single-speaker model (whatever ids the batch carries)."""
+        """`[B]` ids or `[B, n_speakers]` mix weights -> `g [B, gin, 1]`; None for a single-speaker model
+        (whatever ids the batch carries)."""
         if self.speaker_embedding is None:
             return None
         if speaker_id is None:
             raise ValueError(f"this generator has {self.config.n_speakers} speakers; pass speaker_id [B]")
-        return self.speaker_embedding(speaker_id.long()).unsqueeze(-1)
+        return speaker_vectors(self.speaker_embedding, speaker_id).unsqueeze(-1)
 
     def _frame_encoding(
         self,
@@ -303,10 +308,14 @@ class VISingerGenerator(nn.Module):
         phone_frames: torch.Tensor,
         phone_lengths: torch.Tensor,
         n_frames: int,
+        g: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Score -> frame-level encoding `h [B, H, T]` and the note pitch per frame `[B, T]` (MIDI)."""
+        """Score (+ speaker `g [B, gin, 1]`) -> frame-level encoding `h [B, H, T]` and the note pitch per frame `[B, T]` (MIDI)."""
         encoded = self.score_encoder(phone_ids, note_pitch, note_dur, slur, phone_lengths)
         h = expand_to_frames(encoded.hidden, phone_frames, n_frames)  # [B, H, P] -> [B, H, T]
+        if self.speaker_to_frames is not None and g is not None:
+            frames = length_mask(phone_frames.long().sum(1), n_frames, h.dtype)  # [B, 1, T]
+            h = h + self.speaker_to_frames(g) * frames  # [B, H, 1] broadcast over the item's frames
         pitch_frames = expand_to_frames(note_pitch.float().unsqueeze(1), phone_frames, n_frames).squeeze(1)  # [B, T]
         return h, pitch_frames
 
@@ -332,7 +341,7 @@ class VISingerGenerator(nn.Module):
             spec: `[B, spec_channels, T]` linear spectrogram (posterior input).
             frame_lengths: `[B]`; must equal `phone_frames.sum(1)`.
             f0: `[B, T]` ground-truth F0 in Hz (0 = unvoiced), the frame prior's condition.
-            speaker_id: `[B]` or None (ignored by a single-speaker model).
+            speaker_id: `[B]` ids, `[B, n_speakers]` mix weights, or None (ignored by a single-speaker model).
             variance: `[B, 2, T]` true energy and breathiness in dB (`modules.variance`), the prior's
                 condition; required exactly with `variance_controls`.
         """
@@ -346,7 +355,7 @@ class VISingerGenerator(nn.Module):
         g = self._speaker_condition(speaker_id)
         frame_mask = length_mask(frame_lengths, n_frames, spec.dtype)  # [B, 1, T]
 
-        h, pitch_frames = self._frame_encoding(phone_ids, note_pitch, note_dur, slur, phone_frames, phone_lengths, n_frames)
+        h, pitch_frames = self._frame_encoding(phone_ids, note_pitch, note_dur, slur, phone_frames, phone_lengths, n_frames, g)
         f0_prediction = self.f0_predictor(h, pitch_frames, frame_mask)
         variance_pred = None
         if self.variance_heads is not None:
@@ -435,7 +444,7 @@ class VISingerGenerator(nn.Module):
         n_frames = int(frame_lengths.max())
         g = self._speaker_condition(speaker_id)
         frame_mask = length_mask(frame_lengths, n_frames)  # [B, 1, T]
-        h, pitch_frames = self._frame_encoding(phone_ids, note_pitch, note_dur, slur, phone_frames, phone_lengths, n_frames)
+        h, pitch_frames = self._frame_encoding(phone_ids, note_pitch, note_dur, slur, phone_frames, phone_lengths, n_frames, g)
         f0_prediction = self.f0_predictor(h, pitch_frames, frame_mask)
         f0_pred = predicted_f0_hz(f0_prediction.log_f0, f0_prediction.uv_logit) * frame_mask.squeeze(1)  # [B, T]
         if f0 is not None and f0.shape != f0_pred.shape:

@@ -17,7 +17,7 @@ import math
 import multiprocessing
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class BinarizeSummary:
     f0_mean_log: float
     f0_std_log: float
     binary_dir: Path
+    speaker_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # per speaker: f0_stats.json's "per_speaker"
 
     def lines(self) -> list[str]:
         out = [f"binary dataset: {self.binary_dir}"]
@@ -51,7 +52,40 @@ class BinarizeSummary:
         top = ", ".join(f"{p}:{c}" for p, c in sorted(self.phone_counts.items(), key=lambda kv: -kv[1])[:8])
         out.append(f"  most frequent: {top}")
         out.append(f"  log-f0 (train, voiced): mean {self.f0_mean_log:.3f}, std {self.f0_std_log:.3f}")
+        if len(self.speaker_stats) > 1:
+            for name, stats in self.speaker_stats.items():
+                out.append(
+                    f"  speaker {stats['id']} {name}: {stats['items']} train items, median F0 {stats['f0_median_hz']:.1f} Hz, "
+                    f"log-f0 mean {stats['log_f0_mean']:.3f} std {stats['log_f0_std']:.3f}, notes {stats['note_pitch_min']}..{stats['note_pitch_max']}"
+                )
         return out
+
+
+class SpeakerF0:
+    """Voiced log-F0 moments and the sung note range of one speaker's train items (`f0_stats.json` "per_speaker")."""
+
+    def __init__(self, speaker_id: int) -> None:
+        self.speaker_id = speaker_id
+        self.items = 0
+        self.log_f0: list[np.ndarray] = []
+        self.pitch_low, self.pitch_high = 127, 0
+
+    def add(self, f0: np.ndarray, uv: np.ndarray, note_pitch: np.ndarray) -> None:
+        voiced = f0[uv == 0]
+        self.log_f0.append(np.log(voiced[voiced > 0]).astype(np.float64))
+        self.items += 1
+        sung = note_pitch[note_pitch > 0]
+        if len(sung):
+            self.pitch_low, self.pitch_high = min(self.pitch_low, int(sung.min())), max(self.pitch_high, int(sung.max()))
+
+    def stats(self) -> dict[str, Any]:
+        values = np.concatenate(self.log_f0) if self.log_f0 else np.zeros(0)
+        return {
+            "id": self.speaker_id, "items": self.items, "voiced_frames": int(len(values)),
+            "log_f0_mean": float(values.mean()) if len(values) else 0.0, "log_f0_std": float(values.std()) if len(values) > 1 else 1.0,
+            "f0_median_hz": float(np.exp(np.median(values))) if len(values) else 0.0,
+            "note_pitch_min": self.pitch_low, "note_pitch_max": self.pitch_high,
+        }  # fmt: skip
 
 
 def read_metadata(processed_dir: Path) -> list[dict[str, Any]]:
@@ -194,7 +228,7 @@ def run_binarize(settings: DataPipelineSettings, show_progress: bool = True, con
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return BinarizeSummary(summary.items, summary.hours, summary.phone_counts, summary.f0_mean_log, summary.f0_std_log, settings.binary_dir)
+    return BinarizeSummary(summary.items, summary.hours, summary.phone_counts, summary.f0_mean_log, summary.f0_std_log, settings.binary_dir, summary.speaker_stats)
 
 
 def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipelineSettings, show_progress: bool) -> BinarizeSummary:
@@ -212,6 +246,7 @@ def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipe
     items, hours = {}, {}
     log_f0_sum, log_f0_sq, voiced_total = 0.0, 0.0, 0
     pitch_low, pitch_high = 127, 0  # sung note range of the train split (inference warns outside it)
+    per_speaker = {name: SpeakerF0(index) for name, index in speaker_ids.items()}
     workers = max(1, settings.preprocess.num_workers)
     progress = tqdm(total=len(rows), desc="binarize", unit="seg", disable=not show_progress)
     # Spawned, single-threaded workers: a forked child that runs torch after the parent has started
@@ -247,6 +282,7 @@ def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipe
                     sung = arrays["note_pitch"][arrays["note_pitch"] > 0]
                     if len(sung):
                         pitch_low, pitch_high = min(pitch_low, int(sung.min())), max(pitch_high, int(sung.max()))
+                    per_speaker[speakers[int(scalars["speaker_id"])]].add(arrays["f0"], arrays["uv"], arrays["note_pitch"])
                 progress.update()
             writer.finalize()
             items[split] = len(names)
@@ -260,14 +296,16 @@ def _binarize_into(out_dir: Path, rows: list[dict[str, Any]], settings: DataPipe
     mean = log_f0_sum / voiced_total if voiced_total else 0.0
     std = math.sqrt(max(log_f0_sq / voiced_total - mean**2, 0.0)) if voiced_total else 1.0
     write_phone_set(out_dir / "phone_set.json")
+    speaker_stats = {name: accumulator.stats() for name, accumulator in per_speaker.items()}
     write_text_atomic(out_dir / "f0_stats.json", json.dumps(
-            {"log_f0_mean": mean, "log_f0_std": std, "voiced_frames": voiced_total, "note_pitch_min": pitch_low, "note_pitch_max": pitch_high}
+            {"log_f0_mean": mean, "log_f0_std": std, "voiced_frames": voiced_total, "note_pitch_min": pitch_low, "note_pitch_max": pitch_high,
+             "speakers": speakers, "per_speaker": speaker_stats}
         ))
-    summary = BinarizeSummary(items, hours, dict(phone_counts), mean, std, out_dir)
+    summary = BinarizeSummary(items, hours, dict(phone_counts), mean, std, out_dir, speaker_stats)
     write_text_atomic(
         out_dir / "summary.json",
         json.dumps(
-            {"items": items, "hours": hours, "phone_counts": dict(phone_counts), "log_f0_mean": mean, "log_f0_std": std}
+            {"items": items, "hours": hours, "phone_counts": dict(phone_counts), "log_f0_mean": mean, "log_f0_std": std, "speakers": speaker_stats}
             | ({"augmentation": augmentation["train"]} if settings.augmentation.enabled else {}),
             ensure_ascii=False, indent=1,
         ),

@@ -179,6 +179,9 @@ def read_f0_stats(path: Path, may_be_empty: bool = False) -> dict[str, Any]:
     for key in ("note_pitch_min", "note_pitch_max"):
         if key in stats and not (_is_count(stats[key]) and stats[key] <= 127):
             raise UserInputError(f"{path}: corrupt F0 statistics ('{key}' is {stats[key]!r}); {REBINARIZE}")
+    speakers = stats.get("speakers", [])
+    if not isinstance(speakers, list) or not all(isinstance(name, str) and name for name in speakers) or len(set(speakers)) != len(speakers):
+        raise UserInputError(f"{path}: corrupt F0 statistics ('speakers' is {speakers!r}, not a list of distinct names); {REBINARIZE}")
     return stats
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from config.errors import UserInputError
 from preprocessor.score import REST, Note, validate_notes
-from preprocessor.text.korean import is_hangul_syllable
+from preprocessor.text.korean import NotePhonemes, is_hangul_syllable
 
 # Overlaps shorter than this between consecutive notes are legato in the annotation, not chords:
 # the earlier note is clipped to where the next one starts.
@@ -40,6 +40,8 @@ class Recording:
     song_id: the song, shared by both keys (`kr046`, `headshoulder`); splits are made by song.
     notes: sung notes and `SP` rests, sorted, contiguous from the first note's start.
     lyric_lines: the Hangul lyric lines as written (one syllable per sung note, spaces between words).
+    phonemes: per note (parallel to `notes`), the phonemes a transcription gives (DiffSinger's
+        transcriptions.csv); None = the Korean frontend pronounces the lyrics.
     """
 
     recording_id: str
@@ -48,6 +50,13 @@ class Recording:
     notes: tuple[Note, ...]
     lyric_lines: tuple[str, ...]
     score_path: Path
+    phonemes: tuple[NotePhonemes, ...] | None = None
+
+    def segment_phonemes(self, segment_notes: tuple[Note, ...], segment_start: float) -> list[NotePhonemes]:
+        """The given phonemes of a segment's notes (found by their start in the song; rests sing `SP`)."""
+        assert self.phonemes is not None
+        by_start = {round(n.start, 6): p for n, p in zip(self.notes, self.phonemes) if not n.is_rest}
+        return [NotePhonemes(n.lyric, (n.lyric,), False) if n.is_rest else by_start[round(n.start + segment_start, 6)] for n in segment_notes]
 
     def word_starts(self) -> dict[float, bool]:
         """Sung note start (seconds, rounded to 1 µs) -> whether its syllable begins a word.

@@ -21,11 +21,17 @@ white noise at -60 dBFS under everything, a recording room's floor.
 The sung pronunciation applies the common rules (liaison, coda neutralization, nasalization,
 aspiration, tensification, lateralization) inside each word.
 
-CLI: ``python -m preprocessor.demo_corpus --out data/raw/demo`` prints the summary.
+Voices (`DEMO_VOICES`): ``default`` is the voice above (the single-speaker demo, byte for byte as
+before); ``low`` is a second singer for the multi-speaker demo (config/datasets/svs/demo_multi): the
+same songs a fifth lower (-7 semitones), formants 18 % lower (a longer vocal tract), a deeper and
+slower vibrato and twice the breath noise, with its own noise seed.
+
+CLI: ``python -m preprocessor.demo_corpus --out data/raw/demo [--voice low]`` prints the summary.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -58,6 +64,34 @@ PEAK_LEVEL = 0.6
 # target no vocoder output reaches, which then dominates the mel loss of the demo model.
 NOISE_FLOOR_DBFS = -60.0
 MIN_SAMPLE_RATE = 22050
+
+
+@dataclass(frozen=True)
+class DemoVoice:
+    """A synthetic singer: its key (semitones added to every note), formant scale, vibrato and breath.
+
+    seed_salt: None keeps the default voice's noise streams; a number gives the voice its own.
+    """
+
+    name: str
+    transpose: int = 0
+    formant_scale: float = 1.0
+    vibrato_depth: float = 0.3  # semitones, after the fade-in
+    vibrato_offset_hz: float = 0.0
+    breath: float = 0.03  # aspiration noise in the voiced part, relative to the voice
+    seed_salt: int | None = None
+
+
+DEMO_VOICES: dict[str, DemoVoice] = {
+    "default": DemoVoice("default"),
+    "low": DemoVoice("low", transpose=-7, formant_scale=0.82, vibrato_depth=0.45, vibrato_offset_hz=-0.8, breath=0.06, seed_salt=2),
+}
+
+
+def demo_voice(name: str) -> DemoVoice:
+    if name not in DEMO_VOICES:
+        raise ValueError(f"unknown demo voice {name!r}; choose one of {', '.join(DEMO_VOICES)}")
+    return DEMO_VOICES[name]
 
 
 @dataclass(frozen=True)
@@ -246,8 +280,9 @@ class SongScore(NamedTuple):
     seconds: float  # length of the wav
 
 
-def song_score(song: DemoSong) -> SongScore:
-    """Note times, pronunciation and melisma flags of a song; raises ValueError on a malformed song."""
+def song_score(song: DemoSong, transpose: int = 0) -> SongScore:
+    """Note times, pronunciation and melisma flags of a song (its notes moved by `transpose` semitones);
+    raises ValueError on a malformed song."""
     beat = 60.0 / song.tempo_bpm
     time = LEAD_IN_SECONDS
     notes: list[DemoNote] = []
@@ -264,7 +299,7 @@ def song_score(song: DemoSong) -> SongScore:
                 name, beats = next(token_iter).split(":")
                 start, end = round(time, 4), round(time + float(beats) * beat, 4)
                 continuation = index > 0 and is_continuation(written[index - 1], written[index])
-                notes.append(DemoNote(start, end, parse_note_name(name), char, sung[index], continuation, phrase_index))
+                notes.append(DemoNote(start, end, parse_note_name(name) + transpose, char, sung[index], continuation, phrase_index))
                 time += float(beats) * beat
         time += REST_BEATS * beat
     seconds = notes[-1].end + TAIL_SECONDS
@@ -422,7 +457,9 @@ def _resonance(freq: np.ndarray, formant: np.ndarray, bandwidth: np.ndarray | fl
     return (formant**2 + half**2) / np.sqrt(((freq - formant) ** 2 + half**2) * ((freq + formant) ** 2 + half**2))
 
 
-def _render_phrase(plan: _PhrasePlan, n_samples: int, sample_rate: int, rng: np.random.Generator, vibrato_hz: float) -> np.ndarray:
+def _render_phrase(
+    plan: _PhrasePlan, n_samples: int, sample_rate: int, rng: np.random.Generator, vibrato_hz: float, voice_settings: DemoVoice = DEMO_VOICES["default"]
+) -> np.ndarray:
     """The phrase's audio, float64 ``[n_samples]``."""
     control_hop = max(1, int(round(CONTROL_HOP_SECONDS * sample_rate)))
     n_control = n_samples // control_hop + 2
@@ -440,6 +477,8 @@ def _render_phrase(plan: _PhrasePlan, n_samples: int, sample_rate: int, rng: np.
     last = plan.segments[-1]
     formants[:, control_times >= last.end] = np.asarray(last.formants, dtype=np.float64)[:, None]
     formants = _smooth(formants, int(0.025 / CONTROL_HOP_SECONDS))
+    if voice_settings.formant_scale != 1.0:  # the default voice keeps its exact numbers
+        formants = formants * voice_settings.formant_scale
     gain = _smooth(gain, int(0.010 / CONTROL_HOP_SECONDS))
     tilt = _smooth(tilt, int(0.010 / CONTROL_HOP_SECONDS))
     end_time = plan.pitch_points[-1][1]
@@ -459,7 +498,7 @@ def _render_phrase(plan: _PhrasePlan, n_samples: int, sample_rate: int, rng: np.
         ramp = 0.5 - 0.5 * np.cos(np.pi * np.clip(since / glide_seconds, 0.0, 1.0))
         from_pitch = plan.pitch_points[index - 1][2] if glide_in else pitch - 0.3
         midi[inside] = from_pitch + (pitch - from_pitch) * ramp
-        vibrato_depth[inside] = 0.3 * np.clip((since - 0.15) / 0.3, 0.0, 1.0)
+        vibrato_depth[inside] = voice_settings.vibrato_depth * np.clip((since - 0.15) / 0.3, 0.0, 1.0)
     drift = _smooth(rng.standard_normal(n_control)[None], int(0.2 / CONTROL_HOP_SECONDS))[0]
     drift *= 0.05 / max(np.abs(drift).max(), 1e-9)
     midi = midi + vibrato_depth * np.sin(2 * np.pi * vibrato_hz * control_times) + drift
@@ -475,7 +514,7 @@ def _render_phrase(plan: _PhrasePlan, n_samples: int, sample_rate: int, rng: np.
     for i in range(3):
         response *= _resonance(freq, formants[i][None, :], BANDWIDTHS[i])
     for formant, bandwidth in F4_F5:
-        response *= _resonance(freq, formant, bandwidth)
+        response *= _resonance(freq, formant if voice_settings.formant_scale == 1.0 else formant * voice_settings.formant_scale, bandwidth)
     amplitude = (response + 1e-3) / k * (1.0 + (freq / 500.0) ** 2) ** (-0.5 * tilt[None, :])
     amplitude *= np.clip((cutoff - freq) / 2000.0, 0.0, 1.0)
     amplitude *= gain[None, :] / np.sqrt(0.5 * np.sum(amplitude**2, axis=0, keepdims=True) + 1e-12)
@@ -495,7 +534,7 @@ def _render_phrase(plan: _PhrasePlan, n_samples: int, sample_rate: int, rng: np.
 
     # A little breath in the voice, then the obstruent noises.
     gain_samples = np.interp(sample_times, control_times, gain)
-    voice += 0.03 * gain_samples * _band_noise(rng, n_samples, "aspiration", sample_rate)
+    voice += voice_settings.breath * gain_samples * _band_noise(rng, n_samples, "aspiration", sample_rate)
     for noise in plan.noises:
         s0, s1 = int(round(noise.start * sample_rate)), min(n_samples, int(round(noise.end * sample_rate)))
         if s1 - s0 < 8:
@@ -523,11 +562,12 @@ def _band_noise(rng: np.random.Generator, length: int, band: str, sample_rate: i
     return filtered / max(float(np.sqrt(np.mean(filtered**2))), 1e-12)
 
 
-def render_song(score: SongScore, sample_rate: int, seed: int) -> np.ndarray:
-    """The song's audio, float32 ``[S]`` peaking at `PEAK_LEVEL`. Deterministic in (song, rate, seed)."""
+def render_song(score: SongScore, sample_rate: int, seed: int, voice: DemoVoice = DEMO_VOICES["default"]) -> np.ndarray:
+    """The song's audio, float32 ``[S]`` peaking at `PEAK_LEVEL`. Deterministic in (song, rate, seed, voice)."""
     song_number = int(score.song.recording_id[2:5])
-    rng = np.random.default_rng([seed, song_number])  # per song: a subset renders the same bytes
-    vibrato_hz = 5.2 + 0.6 * rng.random()
+    # Per song: a subset renders the same bytes; a voice with a salt has its own streams.
+    rng = np.random.default_rng([seed, song_number] if voice.seed_salt is None else [seed, song_number, voice.seed_salt])
+    vibrato_hz = 5.2 + 0.6 * rng.random() + voice.vibrato_offset_hz
     audio = np.zeros(int(round(score.seconds * sample_rate)))
     phrases: dict[int, list[DemoNote]] = {}
     for note in score.notes:
@@ -535,7 +575,7 @@ def render_song(score: SongScore, sample_rate: int, seed: int) -> np.ndarray:
     for notes in phrases.values():
         start = int(round(notes[0].start * sample_rate))
         n_samples = int(round(notes[-1].end * sample_rate)) - start
-        audio[start : start + n_samples] += _render_phrase(_plan_phrase(notes), n_samples, sample_rate, rng, vibrato_hz)
+        audio[start : start + n_samples] += _render_phrase(_plan_phrase(notes), n_samples, sample_rate, rng, vibrato_hz, voice)
     audio *= PEAK_LEVEL / max(float(np.abs(audio).max()), 1e-9)
     audio += 10.0 ** (NOISE_FLOOR_DBFS / 20.0) * rng.standard_normal(audio.size)
     return audio.astype(np.float32)
@@ -591,11 +631,11 @@ def summarize(scores: list[SongScore]) -> DemoCorpusSummary:
     )
 
 
-def _write_song(score: SongScore, korean_dir: Path, sample_rate: int, seed: int) -> None:
+def _write_song(score: SongScore, korean_dir: Path, sample_rate: int, seed: int, voice: DemoVoice) -> None:
     import pretty_midi
 
     rid = score.song.recording_id
-    audio = render_song(score, sample_rate, seed)
+    audio = render_song(score, sample_rate, seed, voice)
     pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
     sf.write(korean_dir / "wav" / f"{rid}.wav", pcm, sample_rate, subtype="PCM_16", format="WAV")
     rows = ["start,end,pitch,syllable"] + [f"{n.start:.4f},{n.end:.4f},{n.pitch},{n.written}" for n in score.notes]
@@ -613,11 +653,14 @@ def _write_song(score: SongScore, korean_dir: Path, sample_rate: int, seed: int)
     midi.write(str(korean_dir / "mid" / f"{rid}.mid"))
 
 
-def _marker(sample_rate: int, seed: int, songs: tuple[DemoSong, ...]) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "sample_rate": sample_rate, "seed": seed, "recordings": [s.recording_id for s in songs]}
+def _marker(sample_rate: int, seed: int, songs: tuple[DemoSong, ...], voice: str = "default") -> dict:
+    marker = {"generator_version": GENERATOR_VERSION, "sample_rate": sample_rate, "seed": seed, "recordings": [s.recording_id for s in songs]}
+    if voice != "default":  # the default voice's marker is as it always was; another voice's names its settings
+        marker["voice"] = dataclasses.asdict(demo_voice(voice))
+    return marker
 
 
-def is_complete(out_dir: Path, sample_rate: int = 44100, seed: int = 1234, songs: int | None = None) -> bool:
+def is_complete(out_dir: Path, sample_rate: int = 44100, seed: int = 1234, songs: int | None = None, voice: str = "default") -> bool:
     """True when ``out_dir`` holds this generator's corpus for these arguments, every file in place."""
     marker_path = Path(out_dir) / MARKER_NAME
     try:
@@ -625,16 +668,18 @@ def is_complete(out_dir: Path, sample_rate: int = 44100, seed: int = 1234, songs
     except (OSError, ValueError):
         return False
     chosen = selected_songs(songs)
-    if marker != _marker(sample_rate, seed, chosen):
+    if marker != _marker(sample_rate, seed, chosen, voice):
         return False
     korean = Path(out_dir) / "korean"
     return all((korean / folder / f"{s.recording_id}.{ext}").is_file() for s in chosen for folder, ext in FILES)
 
 
-def generate_demo_corpus(out_dir: Path, sample_rate: int = 44100, seed: int = 1234, songs: int | None = None) -> DemoCorpusSummary:
+def generate_demo_corpus(
+    out_dir: Path, sample_rate: int = 44100, seed: int = 1234, songs: int | None = None, voice: str = "default"
+) -> DemoCorpusSummary:
     """Write the demo corpus under ``out_dir`` (CSD final-release layout) and summarize it.
 
-    songs: only the first N songs (tests); None = all. An ``out_dir`` that already holds this
+    songs: only the first N songs (tests); None = all. voice: a name of `DEMO_VOICES`. An ``out_dir`` that already holds this
     corpus (marker file with the same generator version and arguments) is left as it is. The
     corpus is built in a temporary folder beside ``out_dir`` and renamed into place; an older demo
     corpus is replaced, any other non-empty folder is a `UserInputError`.
@@ -643,9 +688,10 @@ def generate_demo_corpus(out_dir: Path, sample_rate: int = 44100, seed: int = 12
     if sample_rate < MIN_SAMPLE_RATE:
         raise ValueError(f"sample_rate must be >= {MIN_SAMPLE_RATE} (the sibilants reach 10 kHz), got {sample_rate}")
     chosen = selected_songs(songs)
-    scores = [song_score(s) for s in chosen]
+    singer = demo_voice(voice)
+    scores = [song_score(s, singer.transpose) for s in chosen]
     summary = summarize(scores)
-    if is_complete(out_dir, sample_rate, seed, songs):
+    if is_complete(out_dir, sample_rate, seed, songs, voice):
         return summary
     ours = (out_dir / MARKER_NAME).is_file()
     if out_dir.exists() and not ours and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -661,8 +707,8 @@ def generate_demo_corpus(out_dir: Path, sample_rate: int = 44100, seed: int = 12
         for folder, _ in FILES:
             (korean / folder).mkdir(parents=True)
         for score in scores:
-            _write_song(score, korean, sample_rate, seed)
-        (build_dir / MARKER_NAME).write_text(json.dumps(_marker(sample_rate, seed, chosen), ensure_ascii=False), encoding="utf-8")
+            _write_song(score, korean, sample_rate, seed, singer)
+        (build_dir / MARKER_NAME).write_text(json.dumps(_marker(sample_rate, seed, chosen, voice), ensure_ascii=False), encoding="utf-8")
         _swap_into_place(build_dir, out_dir)
     finally:
         if build_dir.exists():
@@ -696,11 +742,12 @@ def main() -> int:
     parser.add_argument("--sample-rate", type=int, default=44100, help="wav sample rate (default 44100, as CSD)")
     parser.add_argument("--seed", type=int, default=1234, help="random seed of the voice's noise and drift")
     parser.add_argument("--songs", type=int, default=None, help="only the first N songs")
+    parser.add_argument("--voice", default="default", help=f"the synthetic singer: {', '.join(DEMO_VOICES)}")
     args = parser.parse_args()
     try:
-        summary = generate_demo_corpus(Path(args.out), sample_rate=args.sample_rate, seed=args.seed, songs=args.songs)
+        summary = generate_demo_corpus(Path(args.out), sample_rate=args.sample_rate, seed=args.seed, songs=args.songs, voice=args.voice)
     except ValueError as error:
-        raise UserInputError(f"command line: {error}; fix --sample-rate / --songs") from None
+        raise UserInputError(f"command line: {error}; fix --sample-rate / --songs / --voice") from None
     print(f"demo corpus at {args.out}: {summary}")
     return 0
 

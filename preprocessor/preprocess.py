@@ -15,7 +15,7 @@ import json
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from config.errors import UserInputError
 from preprocessor.atomic_io import write_text_atomic, write_wav_atomic
-from preprocessor.csd_reader import assign_splits, list_recordings, read_recording
+from preprocessor.csd_reader import assign_splits
+from preprocessor.folder_reader import list_any_recordings, read_any_recording
 from preprocessor.segmenter import cut_segments
 from preprocessor.settings import DataPipelineSettings
 
@@ -71,7 +72,7 @@ def process_recording(raw_dir: str, layout: str, recording_id: str, split: str, 
     """Segment, phonemize and write one recording; returns its marker (also written to disk)."""
     from preprocessor.audio import SILENCE_PEAK, load_wav
 
-    recording = read_recording(Path(raw_dir), layout, recording_id)
+    recording = read_any_recording(Path(raw_dir), layout, recording_id)
     sample_rate, hop = settings.audio.sample_rate, settings.audio.hop_size
     audio = load_wav(recording.wav_path, sample_rate, require_signal=True)
     audio_seconds = len(audio) / sample_rate
@@ -102,7 +103,10 @@ def process_recording(raw_dir: str, layout: str, recording_id: str, split: str, 
         if any(not n.is_rest for n in segment.notes) and (not len(clip) or float(np.abs(clip).max()) <= SILENCE_PEAK):
             silent_segments.append(f"{segment.start:.2f}-{segment.end:.2f} s")
         word_starts = [word_start_of.get(round(n.start + segment.start, 6), False) for n in segment.notes]
-        phonemized = frontend.phonemize(list(segment.notes), source=str(recording.score_path), word_starts=word_starts)
+        if recording.phonemes is None:
+            phonemized = frontend.phonemize(list(segment.notes), source=str(recording.score_path), word_starts=word_starts)
+        else:  # a transcription that gives the phonemes (transcriptions.csv): sung as written
+            phonemized = recording.segment_phonemes(segment.notes, segment.start)
         wav_rel = f"wavs/{item_name}.wav"
         write_wav_atomic(Path(out_dir) / wav_rel, clip, sample_rate)
         rows.append(
@@ -171,18 +175,54 @@ def _process_star(args: tuple) -> dict[str, Any]:
 
 
 def ensure_demo_corpus(settings: DataPipelineSettings) -> None:
-    raw_dir = Path(settings.dataset.raw_data_dir)
-    if settings.dataset.demo_corpus:
-        from preprocessor.demo_corpus import generate_demo_corpus
+    for source in settings.dataset.source_list():
+        if source.demo_corpus:
+            from preprocessor.demo_corpus import generate_demo_corpus
 
-        summary = generate_demo_corpus(raw_dir)
-        logger.info("demo corpus at %s: %s", raw_dir, summary)
+            try:
+                summary = generate_demo_corpus(Path(source.raw_data_dir), voice=source.demo_voice)
+            except ValueError as error:  # an unknown voice
+                raise UserInputError(f"config: dataset (speaker {source.speaker}): {error}") from None
+            logger.info("demo corpus at %s (voice %s): %s", source.raw_data_dir, source.demo_voice, summary)
+
+
+def source_settings(settings: DataPipelineSettings, source) -> DataPipelineSettings:
+    """The settings of one singer of a multi-speaker dataset, processed into `processed_dir/<speaker>/`."""
+    d = settings.dataset
+    dataset = replace(
+        d, raw_data_dir=source.raw_data_dir, speaker=source.speaker, layout=source.layout, demo_corpus=source.demo_corpus,
+        demo_voice=source.demo_voice, valid_songs=d.valid_songs if source.valid_songs is None else source.valid_songs,
+        test_songs=d.test_songs if source.test_songs is None else source.test_songs,
+        processed_dir=str(Path(d.processed_dir) / source.speaker), sources=(),
+    )  # fmt: skip
+    return replace(settings, dataset=dataset)
 
 
 def run_preprocess(settings: DataPipelineSettings, force: bool = False, show_progress: bool = True) -> PreprocessSummary:
+    """Preprocess the dataset; with `dataset.sources`, each singer into `processed_dir/<speaker>/`, and one
+    `metadata.jsonl` over all of them (item names and recordings prefixed `<speaker>_`, speaker names kept)."""
+    if not settings.dataset.sources:
+        return _run_one(settings, force, show_progress)
+    rows, recordings, skipped, seconds = [], 0, 0, {"train": 0.0, "valid": 0.0, "test": 0.0}
+    for source in settings.dataset.sources:
+        part = source_settings(settings, source)
+        summary = _run_one(part, force, show_progress)
+        recordings, skipped = recordings + summary.recordings, skipped + summary.skipped
+        for split, value in summary.seconds_by_split.items():
+            seconds[split] += value
+        for line in summary.metadata_path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            row.update(item_name=f"{source.speaker}_{row['item_name']}", recording=f"{source.speaker}_{row['recording']}", wav=f"{source.speaker}/{row['wav']}")
+            rows.append(row)
+    metadata_path = settings.processed_dir / "metadata.jsonl"
+    write_text_atomic(metadata_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return PreprocessSummary(recordings, skipped, len(rows), seconds, metadata_path)
+
+
+def _run_one(settings: DataPipelineSettings, force: bool, show_progress: bool) -> PreprocessSummary:
     ensure_demo_corpus(settings)
     raw_dir = Path(settings.dataset.raw_data_dir)
-    layout, recording_ids = list_recordings(raw_dir, settings.dataset.layout)
+    layout, recording_ids = list_any_recordings(raw_dir, settings.dataset.layout)
     splits = assign_splits(
         recording_ids, list(settings.dataset.valid_songs), list(settings.dataset.test_songs), source="config dataset section"
     )

@@ -14,27 +14,84 @@ from config.loader import check_sections, config_section
 from preprocessor.augment import AugmentationSettings
 
 
+LAYOUTS = ("auto", "final", "early", "folder", "diffsinger")
+# Characters a speaker name may not hold: `--speaker a:0.7,b:0.3` mixes voices by name.
+SPEAKER_NAME_RESERVED = (",", ":", " ")
+
+
+def check_speaker_name(name: str, where: str) -> None:
+    if not name or any(c in name for c in SPEAKER_NAME_RESERVED) or name.strip() != name:
+        raise ValueError(f"{where}: speaker name {name!r} must be non-empty, without spaces, ',' or ':' (the --speaker mix syntax)")
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """One singer's recordings in a multi-speaker dataset (`dataset.sources[i]`).
+
+    valid_songs / test_songs: None = the dataset's lists. layout / demo_corpus / demo_voice: as in
+    `DatasetSettings`.
+    """
+
+    speaker: str
+    raw_data_dir: str
+    layout: str = "auto"
+    demo_corpus: bool = False
+    demo_voice: str = "default"
+    valid_songs: tuple[str, ...] | None = None
+    test_songs: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        check_speaker_name(self.speaker, "sources")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got '{self.layout}'")
+
+
 @dataclass(frozen=True)
 class DatasetSettings:
     """Where a dataset lives and how it splits.
 
     valid_songs / test_songs name songs (`kr046`: both keys) or single recordings (`kr046a`).
-    demo_corpus: generate the embedded demo corpus into raw_data_dir when it is missing.
+    demo_corpus: generate the embedded demo corpus into raw_data_dir when it is missing, sung by
+    `demo_voice` (a name of `preprocessor.demo_corpus.DEMO_VOICES`).
+    layout: `final` / `early` (CSD's two releases), `auto` (either), `folder` (recordings each with a
+    score file, preprocessor/folder_reader.py) or `diffsinger` (`transcriptions.csv` + `wavs/`).
+    sources: several singers in one dataset (speaker ids and per-speaker statistics in one store);
+    each names its `speaker` and `raw_data_dir`. With sources, leave the top-level `raw_data_dir` and
+    `speaker` out.
     """
 
     name: str
-    raw_data_dir: str
     processed_dir: str
     binary_dir: str
-    speaker: str
+    raw_data_dir: str = ""
+    speaker: str = ""
     valid_songs: tuple[str, ...] = ()
     test_songs: tuple[str, ...] = ()
     layout: str = "auto"
     demo_corpus: bool = False
+    demo_voice: str = "default"
+    sources: tuple[SourceSettings, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.layout not in ("auto", "final", "early"):
-            raise ValueError(f"layout must be auto, final or early, got '{self.layout}'")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got '{self.layout}'")
+        if self.sources:
+            if self.raw_data_dir or self.speaker:
+                raise ValueError("with 'sources', name each singer's raw_data_dir and speaker there and leave the top-level ones out")
+            names = [source.speaker for source in self.sources]
+            twins = sorted({name for name in names if names.count(name) > 1})
+            if twins:
+                raise ValueError(f"speaker '{twins[0]}' is named by two sources; give each source its own speaker name")
+        else:
+            if not self.raw_data_dir or not self.speaker:
+                raise ValueError("give raw_data_dir and speaker (or a list of 'sources', one per singer)")
+            check_speaker_name(self.speaker, "speaker")
+
+    def source_list(self) -> tuple[SourceSettings, ...]:
+        """The singers' recordings: `sources`, or the one source the top-level keys describe."""
+        if self.sources:
+            return self.sources
+        return (SourceSettings(self.speaker, self.raw_data_dir, self.layout, self.demo_corpus, self.demo_voice, self.valid_songs, self.test_songs),)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ class FS2SingerTask(BaseTask):
     def build_dataset(self, split: str, whole: bool = False) -> SingingDataset:
         # Validation may be capped; the test split, and any split rendered by `infer` (whole=True), is whole.
         max_items = self.validation.max_items if split == "valid" and not whole else None
-        dataset = open_singing_split(self.binary_dir, split, self.audio.sample_rate, self.audio.hop_size, max_items)
+        dataset = open_singing_split(self.binary_dir, split, self.audio.sample_rate, self.audio.hop_size, max_items, self.model_config.n_speakers)
         check_mel_bins(dataset, self.audio.n_mels)
         return dataset
 

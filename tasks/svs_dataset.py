@@ -97,10 +97,13 @@ def collate_singing(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-def open_singing_split(binary_dir: Path | str, split: str, sample_rate: int, hop_size: int, max_items: int | None = None) -> SingingDataset:
+def open_singing_split(
+    binary_dir: Path | str, split: str, sample_rate: int, hop_size: int, max_items: int | None = None, n_speakers: int | None = None
+) -> SingingDataset:
     """A split as every singing task trains on it (VISinger and the baselines): `collate_fn` set to
     `collate_singing`, after checking the phone set and that the data was binarized at the config's
-    sample rate and hop (a mismatch is a `UserInputError`, not silent garbage)."""
+    sample rate and hop (a mismatch is a `UserInputError`, not silent garbage); with `n_speakers` (a
+    model with a speaker table), that the dataset's speakers fit it (`check_speakers`)."""
     binary_dir = Path(binary_dir)
     read_phone_set(binary_dir / "phone_set.json")  # a dataset binarized with another phone set is an error, not silent garbage
     dataset = SingingDataset(binary_dir, split, max_items=max_items)
@@ -109,5 +112,19 @@ def open_singing_split(binary_dir: Path | str, split: str, sample_rate: int, hop
             f"{binary_dir / split}: binarized at {dataset.sample_rate} Hz / hop {dataset.hop_size}, the config says "
             f"{sample_rate} Hz / hop {hop_size}; re-binarize or use the matching config"
         )
+    if n_speakers is not None:
+        check_speakers(dataset, n_speakers)
     dataset.collate_fn = collate_singing  # type: ignore[attr-defined]
     return dataset
+
+
+def check_speakers(dataset: SingingDataset, n_speakers: int) -> None:
+    """The dataset's speakers (binarize's sorted names, id order) must fit the model's speaker table: a
+    multi-speaker dataset needs `model.n_speakers` equal to its count (a one-speaker model would ignore the
+    ids and average the voices)."""
+    speakers = list(dataset.store.attributes.get("speakers") or [])
+    if len(speakers) > 1 and len(speakers) != n_speakers:
+        raise UserInputError(
+            f"{dataset.store.split_dir}: {len(speakers)} speakers ({', '.join(speakers)}) but model.n_speakers is {n_speakers}; "
+            f"set model.n_speakers={len(speakers)} (and model.gin_channels > 0 for VISinger)"
+        )

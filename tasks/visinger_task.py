@@ -122,7 +122,7 @@ class VISingerTask(GANTask):
     def build_dataset(self, split: str, whole: bool = False) -> SingingDataset:
         # Validation may be capped; the test split, and any split rendered by `infer` (whole=True), is whole.
         max_items = self.validation.max_items if split == "valid" and not whole else None
-        return open_singing_split(self.binary_dir, split, self.audio.sample_rate, self.audio.hop_size, max_items)
+        return open_singing_split(self.binary_dir, split, self.audio.sample_rate, self.audio.hop_size, max_items, self.generator_config.n_speakers)
 
     # ---- training -----------------------------------------------------------------------------
     def _linear_spec(self, batch: dict[str, Any]) -> torch.Tensor:

@@ -223,7 +223,7 @@ def _bad_cases(root: Path, experiment: TinyExperiment) -> dict[str, BadCase]:
             ("--work_dir_root", roots["old"], "--exp_name", "tiny", "--midi", SANCHAEK), "model_ckpt_steps_5.pt", "add it with python tasks/runs/describe_checkpoint.py"
         ),
         "checkpoint of a vocoder alone": BadCase(
-            ("--work_dir_root", roots["vocoder"], "--exp_name", "tiny", "--midi", SANCHAEK), "model_ckpt_steps_5.pt", "holds nothing that sings from a score"
+            ("--work_dir_root", roots["vocoder"], "--exp_name", "tiny", "--midi", SANCHAEK), "model_ckpt_steps_5.pt", "holds nothing that sings"
         ),
         "generator weights of another shape": BadCase(
             ("--work_dir_root", roots["shape"], "--exp_name", "tiny", "--midi", SANCHAEK), "model_ckpt_steps_5.pt", "not this model's weights"

@@ -215,3 +215,37 @@ def test_sung_pitch_matches_the_score(corpus):
     errors = np.asarray(errors)
     assert (errors < 50).mean() >= 0.95, np.sort(errors)[-10:]
     assert np.median(errors) < 10
+
+
+def _voiced_centroid(wav: np.ndarray, sample_rate: int = 16000, hop: int = 160) -> tuple[float, float]:
+    """(median F0, mean spectral centroid over voiced frames) of a 16 kHz recording."""
+    track = extract_f0(wav, sample_rate, hop, len(wav) // hop, 50.0, 1100.0, "parselmouth")
+    frames = wav[: len(wav) // hop * hop].reshape(-1, hop)
+    spectrum = np.abs(np.fft.rfft(np.concatenate([frames[:-1], frames[1:]], axis=1) * np.hanning(2 * hop), axis=1))
+    voiced = track.uv[: len(spectrum)] == 0
+    freqs = np.fft.rfftfreq(2 * hop, 1 / sample_rate)
+    return float(np.median(track.f0_hz[track.uv == 0])), float(((spectrum[voiced] * freqs).sum(1) / spectrum[voiced].sum(1)).mean())
+
+
+def test_the_second_voice_sings_a_fifth_lower_with_lower_formants(corpus, tmp_path):
+    """The multi-speaker demo's `low` voice: the same song 7 semitones lower (score and audio), its own marker,
+    and its formants lower: the same voice with the default formants is brighter."""
+    from dataclasses import replace
+
+    from preprocessor.demo_corpus import DEMO_SONGS, DEMO_VOICES, render_song
+
+    default, low = corpus[0], tmp_path / "low"
+    generate_demo_corpus(low, songs=1, voice="low")
+    assert json.loads((low / ".demo_corpus.json").read_text(encoding="utf-8"))["voice"]["formant_scale"] == DEMO_VOICES["low"].formant_scale
+    assert "voice" not in json.loads((default / ".demo_corpus.json").read_text(encoding="utf-8"))
+    pitches = {name: [int(line.split(",")[2]) for line in (root / "korean/csv/kr001a.csv").read_text(encoding="utf-8").splitlines()[1:]]
+               for name, root in (("default", default), ("low", low))}
+    assert [p + DEMO_VOICES["low"].transpose for p in pitches["default"]] == pitches["low"]
+    f0 = {name: _voiced_centroid(load_wav(root / "korean/wav/kr001a.wav", 16000))[0] for name, root in (("default", default), ("low", low))}
+    assert abs(1200 * np.log2(f0["low"] / f0["default"]) + 700) < 50  # a fifth lower
+    from scipy.signal import resample_poly
+
+    score = song_score(DEMO_SONGS[0], DEMO_VOICES["low"].transpose)
+    unscaled = render_song(score, 44100, 1234, replace(DEMO_VOICES["low"], formant_scale=1.0))
+    lowered = _voiced_centroid(load_wav(low / "korean/wav/kr001a.wav", 16000))[1]
+    assert lowered < 0.97 * _voiced_centroid(resample_poly(unscaled, 160, 441).astype(np.float32))[1]

@@ -336,7 +336,7 @@ def test_pair_without_a_vocoder_or_of_two_vocoders_is_a_user_error(rendered):
 
     with pytest.raises(UserInputError, match="--vocoder_exp"):
         Singer.load(rendered.root / rendered.fs2, device="cpu")
-    with pytest.raises(UserInputError, match="holds nothing that sings from a score"):
+    with pytest.raises(UserInputError, match="holds nothing that sings"):
         Singer.load(rendered.root / rendered.hifigan, vocoder=rendered.root / rendered.hifigan, device="cpu")
     with pytest.raises(UserInputError, match="holds no single vocoder"):
         Singer.load(rendered.root / rendered.fs2, vocoder=rendered.root / rendered.fs2, device="cpu")
