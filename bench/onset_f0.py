@@ -3,9 +3,10 @@
     python bench/onset_f0.py --ckpt checkpoints/real_kr024 --songs angel_kr_0u bingo_kr_1u ... [--json out.json]
 
 Each score of `../shared/data/csd_early` (MIDI + its Hangul `txt` as `--lyrics`) is sung with the
-model (`inference.api.Singer`, seed 0); for every sung note, the voiced frames of the predicted F0
-in the first `--window_ms` after its onset (and inside the note) are compared with the note's
-pitch. An onset "leaves the note" when any of them is more than `--cents` away. Printed per song and
+model (`inference.api.Singer`, seed 0); for every sung note, the voiced frames of the F0 in the
+first `--window_ms` after its onset (and inside the note) are compared with the note's pitch, for
+the F0 the model predicted ("predicted") and the F0 Praat measures on the rendered audio
+("measured", what the `--plot` picture draws dashed). An onset "leaves the note" when any of them is more than `--cents` away. Printed per song and
 in all: onsets, the share that leave the note, the share that leave it upwards, and the median and
 90th percentile of the largest deviation per onset (cents, signed by its direction).
 """
@@ -59,6 +60,11 @@ def summary(deviations: list[float], cents: float) -> dict[str, float]:
     }
 
 
+def line(label: str, s: dict[str, float]) -> str:
+    return (f"{label:30s} onsets {s['onsets']:4d}  leave {s.get('leave_share', 0):6.1%}  up {s.get('leave_up_share', 0):6.1%}  "
+            f"median {s.get('median_cents', 0):+7.0f} c  p90 |dev| {s.get('p90_abs_cents', 0):6.0f} c")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", type=Path, required=True, help="experiment folder, checkpoint or pack")
@@ -67,6 +73,7 @@ def main() -> int:
     parser.add_argument("--window_ms", type=float, default=100.0)
     parser.add_argument("--cents", type=float, default=100.0)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--energy_db", type=float, default=0.0, help="energy offset to sing with (a model with expressive controls)")
     args = parser.parse_args()
 
     import torch
@@ -78,19 +85,23 @@ def main() -> int:
     window = max(1, round(args.window_ms / 1000 * singer.sample_rate / singer.audio.hop_size))
     print(machine_line())
     print(f"model {singer.source}; onset window {window} frames ({args.window_ms:.0f} ms), threshold {args.cents:.0f} cents")
-    every, per_song = [], {}
+    from inference.plot import measured_f0
+
+    every: dict[str, list[float]] = {"predicted": [], "measured": []}
+    per_song: dict[str, dict[str, dict[str, float]]] = {}
     for stem in args.songs:
-        sung = singer.sing(args.early_dir / "mid" / f"{stem}.mid", args.early_dir / "txt" / f"{stem}.txt")
+        sung = singer.sing(args.early_dir / "mid" / f"{stem}.mid", args.early_dir / "txt" / f"{stem}.txt", energy_db=args.energy_db)
         result = sung.synthesis
-        deviations = onset_deviations(result.f0_hz, [n.pitch for n in result.notes], list(result.note_frames), window)
-        per_song[stem] = summary(deviations, args.cents)
-        every += deviations
-        s = per_song[stem]
-        print(f"{stem:20s} onsets {s['onsets']:4d}  leave {s.get('leave_share', 0):6.1%}  up {s.get('leave_up_share', 0):6.1%}  "
-              f"median {s.get('median_cents', 0):+7.0f} c  p90 |dev| {s.get('p90_abs_cents', 0):6.0f} c")  # fmt: skip
-    total = summary(every, args.cents)
-    print(f"{'all':20s} onsets {total['onsets']:4d}  leave {total.get('leave_share', 0):6.1%}  up {total.get('leave_up_share', 0):6.1%}  "
-          f"median {total.get('median_cents', 0):+7.0f} c  p90 |dev| {total.get('p90_abs_cents', 0):6.0f} c")  # fmt: skip
+        pitches, frames = [n.pitch for n in result.notes], list(result.note_frames)
+        per_song[stem] = {}
+        for source, f0 in (("predicted", result.f0_hz), ("measured", measured_f0(result, singer.audio))):
+            deviations = onset_deviations(f0, pitches, frames, window)
+            per_song[stem][source] = summary(deviations, args.cents)
+            every[source] += deviations
+            print(line(f"{stem} {source}", per_song[stem][source]))
+    total = {source: summary(values, args.cents) for source, values in every.items()}
+    for source in total:
+        print(line(f"all {source}", total[source]))
     if args.json:
         args.json.write_text(json.dumps({"all": total, "songs": per_song}, indent=1))
     return 0

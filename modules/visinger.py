@@ -130,6 +130,8 @@ class VISingerGeneratorConfig:
     istft_n_fft: int = 0
     istft_harmonic_source: bool = True
     variance_controls: bool = False
+    score_embedding: str = "table"
+    phone_classes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # ValueError: config_section turns it into a one-line UserInputError naming the section.
@@ -137,6 +139,7 @@ class VISingerGeneratorConfig:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         # Lists from YAML or a JSON pack -> tuples (hashable, comparable with the defaults).
         object.__setattr__(self, "ddsp_chain", tuple(dict(component) for component in self.ddsp_chain))
+        object.__setattr__(self, "phone_classes", tuple(int(c) for c in self.phone_classes))
         if self.decoder in HIFIGAN_STACK_DECODERS:
             check_upsampling(self.upsample_rates, self.hop_size, self.upsample_kernel_sizes)
         if self.n_phones < 2:
@@ -242,6 +245,8 @@ class VISingerGenerator(nn.Module):
         istft_n_fft: int = 0,
         istft_harmonic_source: bool = True,
         variance_controls: bool = False,
+        score_embedding: str = "table",
+        phone_classes: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         # Validates the arguments and is what checkpoints store to rebuild the model.
@@ -262,11 +267,12 @@ class VISingerGenerator(nn.Module):
             sample_rate=sample_rate, n_harmonics=n_harmonics, ddsp_chain=tuple(ddsp_chain), istft_channels=istft_channels,
             istft_intermediate_channels=istft_intermediate_channels, istft_n_layers=istft_n_layers, istft_n_fft=istft_n_fft,
             istft_harmonic_source=istft_harmonic_source, variance_controls=variance_controls,
+            score_embedding=score_embedding, phone_classes=tuple(phone_classes),
         )  # fmt: skip
         self.segment_size = segment_size
         self.hop_size = hop_size
         blocks = dict(filter_channels=filter_channels, n_heads=n_heads, kernel_size=kernel_size, dropout=dropout, window_size=window_size)
-        self.score_encoder = ScoreEncoder(n_phones, hidden_channels, n_layers=n_layers, **blocks)
+        self.score_encoder = ScoreEncoder(n_phones, hidden_channels, n_layers=n_layers, embedding=score_embedding, phone_classes=tuple(phone_classes), **blocks)
         self.f0_predictor = F0Predictor(hidden_channels, n_layers=f0_predictor_n_layers, rest_pitch=rest_pitch, **blocks)
         variance_channels = len(VARIANCE_NAMES) if variance_controls else 0
         self.frame_prior = FramePriorNetwork(hidden_channels, n_layers=prior_n_layers, inter_channels=inter_channels, variance_channels=variance_channels, **blocks)
@@ -369,7 +375,8 @@ class VISingerGenerator(nn.Module):
                 raise ValueError(f"this generator has variance_controls; pass variance [B, 2, T] = {(spec.size(0), 2, n_frames)} (energy, breathiness dB)")
             variance_pred = self.variance_heads(h, frame_mask)
         # Prior p(z_p | score, F0) = N(m_p, exp(logs_p)^2), conditioned on the TRUE F0 (and variance) while training.
-        prior = self.frame_prior(h, f0 * frame_mask.squeeze(1), frame_mask, None if variance_pred is None else variance_units(variance) * frame_mask)
+        variance_in = () if variance_pred is None else (variance_units(variance) * frame_mask,)
+        prior = self.frame_prior(h, f0 * frame_mask.squeeze(1), frame_mask, *variance_in)
         # Posterior q(z | spec) = N(m_q, exp(logs_q)^2); z its sample, z_p = flow(z) for the KL.
         posterior = self.posterior_encoder(spec, frame_mask, g)
         z_p = self.flow(posterior.z, frame_mask, g).z
@@ -490,7 +497,7 @@ class VISingerGenerator(nn.Module):
         variance_db = None
         if self.variance_heads is not None:
             variance_db = controlled_variance(self.variance_heads(h, frame_mask), variance, variance_offset_db, frame_mask)
-        prior = self.frame_prior(h, condition, frame_mask, None if variance_db is None else variance_units(variance_db) * frame_mask)
+        prior = self.frame_prior(h, condition, frame_mask, *(() if variance_db is None else (variance_units(variance_db) * frame_mask,)))
         if prior_noise is None:
             prior_noise = torch.randn_like(prior.mean)
         # z_p ~ N(m_p, (noise_scale * exp(logs_p))^2), then back through the flow to the posterior space.

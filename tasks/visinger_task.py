@@ -30,12 +30,12 @@ from modules.masks import length_mask, slice_segments
 from modules.variance import variance_l1
 from modules.visinger import VISingerGenerator, VISingerGeneratorConfig, VISingerTrainOutput
 from preprocessor.audio import AudioSettings, SpectrogramExtractor
-from preprocessor.text.phone_set import PHONE_SET
+from preprocessor.text.phone_set import PHONE_SET, phone_classes
 from tasks.gan_task import DiscriminatorSettings, GANTask, source_mel_loss
 from tasks.svs_dataset import SingingDataset, open_singing_split
 
 # Computed from other sections, never written in `model:` (one value, one place).
-DERIVED_MODEL_KEYS = ("n_phones", "spec_channels", "hop_size", "sample_rate")
+DERIVED_MODEL_KEYS = ("n_phones", "spec_channels", "hop_size", "sample_rate", "phone_classes")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ def generator_config_from(cfg: dict[str, Any]) -> VISingerGeneratorConfig:
             raise UserInputError(f"config: 'model.{key}' is derived (from audio.* and the phone set); remove it from the YAML")
     audio = config_section(cfg, AudioSettings, "audio")
     model.update(n_phones=len(PHONE_SET), spec_channels=audio.n_fft // 2 + 1, hop_size=audio.hop_size, sample_rate=audio.sample_rate)
+    if model.get("score_embedding") == "shared":
+        model["phone_classes"] = phone_classes()  # the class of each phone id (modules/score_encoder.py)
     return build_dataclass(VISingerGeneratorConfig, model, "model")
 
 

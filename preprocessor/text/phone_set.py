@@ -151,3 +151,13 @@ def read_phone_set(path: Path) -> tuple[str, ...]:
             where = f"it has {len(symbols)} phones, this code has {len(PHONE_SET)}"
         raise UserInputError(f"{path}: phone set differs from this code's: {where}; fix: {fix}")
     return symbols
+
+
+PHONE_CLASSES = ("pad", "rest", "onset", "nucleus", "coda")  # the class ids `phone_classes` gives
+
+
+def phone_classes() -> tuple[int, ...]:
+    """The class of every phone id (index into `PHONE_CLASSES`): the score encoder's shared embeddings
+    (`modules.score_encoder`, ``embedding: shared``) give a phoneme never trained its class's vector."""
+    kind = {PAD: 0, REST: 1, BREATH: 1, **{p: 2 for p in ONSETS}, **{p: 3 for p in NUCLEI}, **{p: 4 for p in CODAS}}
+    return tuple(kind[symbol] for symbol in PHONE_SET)

@@ -62,6 +62,8 @@ def make_generator_args(**overrides: Any) -> dict[str, Any]:
         istft_n_fft=0,
         istft_harmonic_source=True,
         variance_controls=False,
+        score_embedding="table",
+        phone_classes=(),
     )
     unknown = set(overrides) - set(args)
     if unknown:

@@ -62,3 +62,35 @@ def test_binarized_copies_are_recorded_aligned_and_shifted(augmented_binary):
     # (onsets and codas keep their at most 3 frames, so boundaries inside a note move by up to a frame more)
     assert np.max(np.abs(np.cumsum(fast["phone_frames"]) - np.cumsum(original["phone_frames"]) / 1.2)) <= 2.0
     assert train.items[2]["speed"] == 1.2 and train.items[1]["source"] == source["item_name"]
+
+
+def test_variance_model_trains_on_the_features_and_refuses_a_dataset_without_them(augmented_binary, demo_binary_dir):
+    import torch
+
+    from config.errors import UserInputError
+    from tasks.svs_dataset import collate_singing
+    from tasks.visinger_task import VISingerTask
+    from tests.tasks.test_visinger_task import tiny_config
+
+    out, _ = augmented_binary
+    torch.manual_seed(0)
+    task = VISingerTask(tiny_config(out, **{"model.variance_controls": True}))
+    task.models = task.raw_models = task.build_models()
+    dataset = task.build_dataset("train")
+    batch = collate_singing([dataset[i] for i in range(len(dataset))])  # the original and its two copies, padded
+    assert batch["breathiness"].shape == batch["energy"].shape
+    terms = task.reconstruction_terms(batch, task.generator_pass(batch))
+    assert torch.isfinite(terms["variance"]) and terms["variance"] > 0.05  # untrained heads are far from the curves
+    terms["variance"].backward()
+    generator = task.models["generator"]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.variance_heads.parameters())
+    # The prior reads the true curves while training: its variance embedding is reached by the KL.
+    generator.zero_grad()
+    task.reconstruction_terms(batch, task.generator_pass(batch))["kl"].backward()
+    assert generator.frame_prior.variance_embedding.weight.grad.abs().sum() > 0
+    # A dataset binarized without breathiness: one line saying how to binarize it.
+    plain = VISingerTask(tiny_config(demo_binary_dir, **{"model.variance_controls": True}))
+    plain.models = plain.raw_models = plain.build_models()
+    plain_batch = collate_singing([plain.build_dataset("train")[0]])
+    with pytest.raises(UserInputError, match=r"needs the breathiness feature; binarize with 'features: \{breathiness: true\}'"):
+        plain.generator_pass(plain_batch)

@@ -75,7 +75,7 @@ def test_one_gan_update_gives_finite_losses_and_gradients_everywhere(demo_binary
     assert all(p.grad is None for p in generator.parameters()), "the discriminator's loss must not reach the generator"
     discriminator.zero_grad(set_to_none=True)
     g_losses = task.training_step(batch, "generator")
-    assert set(g_losses) == {"loss", "g_mel", "g_kl", "g_f0", "g_uv", "g_ctc", "g_adversarial", "g_feature_matching", "g_source_mel"}
+    assert set(g_losses) == {"loss", "g_mel", "g_kl", "g_f0", "g_uv", "g_ctc", "g_adversarial", "g_feature_matching", "g_source_mel", "g_variance"}
     assert all(torch.isfinite(v) for v in g_losses.values())
     g_losses["loss"].backward()
     for name, parameter in generator.named_parameters():
