@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The small demo VISinger on the embedded demo corpus (a synthetic voice singing original Korean
+# The small demo VISinger (visinger_fast_demo.yaml: the inverse-STFT decoder, which sang best of the
+# four at the demo budget, docs/BENCHMARKS.md "The four decoders") on the embedded demo corpus (a synthetic voice singing original Korean
 # lyrics, generated here: nothing is downloaded), in the same stages as recipes/csd/run.sh:
 #   bash recipes/demo/run.sh                                  # all stages (the README's main command)
 #   bash recipes/demo/run.sh --stage 4 --stop_stage 4         # only render + evaluate the test split
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RECIPE=recipes/demo/run.sh
 DATA_CONFIG=${DATA_CONFIG:-config/datasets/svs/demo/preprocess.yaml}
-MODEL_CONFIG=${MODEL_CONFIG:-config/models/visinger_demo.yaml}
+MODEL_CONFIG=${MODEL_CONFIG:-config/models/visinger_fast_demo.yaml}
 EXP=${EXP:-demo_visinger}
 EXAMPLE_SCORE=data/examples/sanchaek.mid
 source recipes/lib/stages.sh

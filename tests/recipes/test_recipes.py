@@ -17,6 +17,7 @@ CSD = REPO / "recipes" / "csd" / "run.sh"
 TINY = (
     "model.inter_channels=16,model.hidden_channels=32,model.filter_channels=64,model.n_layers=1,model.prior_n_layers=1,"
     "model.posterior_n_layers=2,model.flow_n_layers=1,model.upsample_initial_channel=32,model.segment_size=16,"
+    "model.istft_channels=32,model.istft_intermediate_channels=64,model.istft_n_layers=1,"
     "discriminator.max_channels=16,discriminator.periods=[2,3],trainer.max_updates=2,trainer.val_check_interval=2,"
     "trainer.num_workers=0,trainer.device=cpu,validation.max_items=1"
 )
