@@ -29,12 +29,19 @@ def _hparams(binary_dir, extra: str) -> str:
 @pytest.mark.slow
 def test_compiled_visinger_trains_a_few_updates_on_cpu(demo_binary_dir, tmp_path):
     """Generator and discriminator through torch.compile (graph capture + AOT autograd; the aot_eager
-    backend skips inductor's C++ code generation, minutes on a shared 2-core CPU) for 2 updates."""
+    backend skips inductor's C++ code generation, minutes on a shared 2-core CPU) for 2 updates, with the
+    smallest decoder (the trainer's compile path is the same for every decoder)."""
     torch.manual_seed(0)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        extra = "trainer.compile=true,trainer.compile_backend=aot_eager,trainer.max_updates=2,trainer.val_check_interval=2"
+        # The istft decoder at its smallest (one ConvNeXt block, no upsampling stack): graph capture costs
+        # time per traced operator; against the source-excited HiFi-GAN stack this saves ~15 % of the
+        # test's CPU time (95 -> 81 s user, measured side by side).
+        extra = (
+            "trainer.compile=true,trainer.compile_backend=aot_eager,trainer.max_updates=2,trainer.val_check_interval=2,"
+            "model.decoder=istft,model.istft_channels=16,model.istft_intermediate_channels=32,model.istft_n_layers=1"
+        )
         code = run_main(["--config", str(DEMO_MODEL), "--exp_name", "compiled", "--work_dir_root", str(tmp_path),
                          "--hparams", _hparams(demo_binary_dir, extra)])  # fmt: skip
     finally:
