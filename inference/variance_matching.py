@@ -28,7 +28,7 @@ solve-and-measure, correcting the request by what was measured (D4C's breathines
 masked noise: +9 dB of noise reads as +13 dB).
 
 Frames: unvoiced (F0 = 0; WORLD calls them all aperiodic, breathiness = energy there) get one gain,
-the energy's; silent ones (measured energy below `silence_db`: rests, pauses) get none, so that a
+the energy's; silent ones (measured energy 50 dB under the window's loudest frame: rests, pauses) get none, so that a
 rest's noise floor is never amplified. Everything is deterministic (WORLD's noise is seeded).
 """
 from __future__ import annotations
@@ -48,12 +48,14 @@ _POWER_EPS = 1e-20
 @dataclass(frozen=True)
 class MatchSettings:
     """max_gain_db: the clamp of either gain (each way); smooth_frames: width of the moving average over the
-    per-frame dB gains (odd; 1 = none); silence_db: frames whose measured energy is below it are left alone;
+    per-frame dB gains (odd; 1 = none); frames whose measured energy is more than `silence_below_peak_db`
+    under the window's loudest frame, or under `silence_floor_db`, are silent and left alone;
     passes: solve-and-measure rounds (each but the last one more WORLD analysis of the window)."""
 
     max_gain_db: float = 12.0
     smooth_frames: int = 5
-    silence_db: float = -60.0
+    silence_below_peak_db: float = 50.0
+    silence_floor_db: float = -90.0
     passes: int = 3
 
 
@@ -185,7 +187,7 @@ def match_variance(
     energy, breathiness, analysis, aperiodic = measure_levels(wav, f0, sample_rate, hop_size, win_size)
     levels = np.stack([energy, breathiness])
     wanted = (np.asarray(target_db, dtype=np.float64) - levels) if change_db is None else np.asarray(change_db, dtype=np.float64)
-    silent = energy < settings.silence_db
+    silent = energy < max(settings.silence_floor_db, float(energy.max()) - settings.silence_below_peak_db)
     wanted = np.where(silent, 0.0, np.clip(wanted, -60.0, 60.0))
     if not np.any(wanted):
         return wav.astype(np.float32)

@@ -17,7 +17,7 @@ def voice() -> tuple[np.ndarray, np.ndarray]:
     t = np.arange(FRAMES * HOP) / RATE
     wav = sum(0.2 / k * np.sin(2 * np.pi * 220 * k * t + k) for k in range(1, 30))
     noise = np.diff(rng.standard_normal(len(t) + 1))  # first difference: a rising (breath-like) spectrum
-    wav = wav + 0.03 * noise
+    wav = wav + 0.01 * noise
     wav[: SILENT * HOP] = 1e-5 * rng.standard_normal(SILENT * HOP)
     f0 = np.full(FRAMES, 220.0)
     f0[:SILENT] = 0.0
