@@ -565,7 +565,9 @@ class SingingSynthesizer:
         """One window (a phrase or a piece) through the singer: its F0 sung `[T]` and its audio frames
         `[first_frame, last_frame)`. A torch singer rendering whole windows runs its own `sing` (the
         singer contract); otherwise the renderer's acoustic pass, then its decoder, whole or in chunks.
-        The noise is drawn here, not inside a backend, so that torch and onnxruntime sing the same sample."""
+        The noise is drawn here, not inside a backend, so that torch and onnxruntime sing the same sample.
+        With expressive controls, the kept frames are then levelled to the sung energy and breathiness
+        (`variance_matching`; the curves returned are the sung ones in every mode)."""
         hop = self.hop_size
         # "change" matching: the prior sings the predicted curves, the asked change is imposed on the audio.
         change = variance_offset_db is not None and self.variance_matching == "change"

@@ -188,3 +188,17 @@ def test_matched_offsets_stream_as_they_render_and_absolute_matching_levels_the_
     assert np.median(np.abs(e_abs - sung)[frames]) < np.median(np.abs(e_off - sung)[frames])
     with pytest.raises(UserInputError, match="--variance_matching 'loud': use one of change, absolute, off"):
         controlled_singer.sing(song, variance_matching="loud")
+
+
+def test_the_cli_switches_matching_off_and_refuses_an_unknown_mode(controlled_singer, voiced_song, tmp_path):
+    from tests.inference.conftest import as_pcm16, read_pcm, run_cli
+
+    wav = tmp_path / "off.wav"
+    process = run_cli("--ckpt", controlled_singer.source, "--score", voiced_song, "--out", wav, "--energy_db", 6, "--variance_matching", "off")
+    assert process.returncode == 0, process.stderr
+    unmatched = controlled_singer.sing(voiced_song, energy_db=6.0, variance_matching="off")
+    matched = controlled_singer.sing(voiced_song, energy_db=6.0)
+    written = read_pcm(wav)[0]
+    assert np.abs(written.astype(np.int32) - as_pcm16(unmatched.wav)).max() <= 2 and not np.array_equal(as_pcm16(matched.wav), as_pcm16(unmatched.wav))
+    process = run_cli("--ckpt", controlled_singer.source, "--score", voiced_song, "--out", tmp_path / "x.wav", "--variance_matching", "loud")
+    assert process.returncode == 2 and "--variance_matching: invalid choice: 'loud'" in process.stderr
