@@ -69,9 +69,12 @@ def main() -> int:
         rms0 = 20 * np.log10(np.sqrt(np.mean(plain.wav**2)))
         sung = np.concatenate([v[:, p.trim_start : p.trim_start + p.body_frames] for v, p in zip(plain.synthesis.phrase_variance_db, plain.plan.phrases)], axis=1)
         off_by = np.abs(np.stack([energy0, breath0]) - sung[:, : len(f0)])[:, voiced]
-        changed = 20 * np.log10(max(np.sqrt(np.mean((plain.wav - reference.wav) ** 2)), 1e-12) / np.sqrt(np.mean(reference.wav**2)))
+        difference = np.sqrt(np.mean((plain.wav - reference.wav) ** 2))
+        changed = "is matching-off's, sample for sample" if difference == 0 else (
+            f"differs from matching-off by {20 * np.log10(difference / np.sqrt(np.mean(reference.wav**2))):+.1f} dB (re. its RMS)"
+        )  # fmt: skip
         print(
-            f"\n## variance_matching={mode}: plain render differs from matching-off by {changed:+.1f} dB (re. its RMS); "
+            f"\n## variance_matching={mode}: plain render {changed}; "
             f"median |measured - sung| on the plain render: energy {np.median(off_by[0]):.2f} dB, breathiness {np.median(off_by[1]):.2f} dB"
         )  # fmt: skip
         print(f"{'asked':>22s} | {'energy change dB':>17s} | {'breathiness change dB':>22s} | {'whole-render RMS change dB':>27s}")
