@@ -80,7 +80,7 @@ class Singer:
         self.saved = saved
         self.device = device
         self.frontend = frontend  # None: made at the first song (its g2pk load costs seconds)
-        self._synthesizers: dict[float, SingingSynthesizer] = {}
+        self._synthesizers: dict[tuple[float, str], SingingSynthesizer] = {}
         self.transfers = bool(saved.description.names_with_role(TRANSFER))  # a recording in, not a score
         if self.transfers:
             from inference.timbre_transfer import loudness_window
@@ -178,15 +178,20 @@ class Singer:
                 "use Singer.sing(score), or load a DDSP singer (config/models/ddsp_singer.yaml) to transfer a recording"
             )
 
-    def synthesizer(self, noise_scale: float = DEFAULT_NOISE_SCALE) -> SingingSynthesizer:
-        """The phrase-by-phrase synthesizer of this model (one per noise scale; the text frontend is shared)."""
+    def synthesizer(self, noise_scale: float = DEFAULT_NOISE_SCALE, variance_matching: str = "change") -> SingingSynthesizer:
+        """The phrase-by-phrase synthesizer of this model (one per noise scale and `variance_matching` mode, see
+        `SingingSynthesizer`; the text frontend is shared)."""
         self._needs_scores()
-        if noise_scale not in self._synthesizers:
+        key = (noise_scale, variance_matching)
+        if key not in self._synthesizers:
             a = self.audio
-            synthesizer = SingingSynthesizer(self.model, a.sample_rate, a.hop_size, device=self.device, noise_scale=noise_scale, frontend=self.frontend)
+            synthesizer = SingingSynthesizer(
+                self.model, a.sample_rate, a.hop_size, device=self.device, noise_scale=noise_scale, frontend=self.frontend,
+                variance_matching=variance_matching, win_size=a.win_size,
+            )  # fmt: skip
             self.frontend = synthesizer.frontend
-            self._synthesizers[noise_scale] = synthesizer
-        return self._synthesizers[noise_scale]
+            self._synthesizers[key] = synthesizer
+        return self._synthesizers[key]
 
     def sing(
         self,
@@ -202,6 +207,7 @@ class Singer:
         score: Score | None = None,
         energy_db: float = 0.0,
         breathiness_db: float = 0.0,
+        variance_matching: str = "change",
     ) -> SungScore:
         """Sing the score at `score_path`: any format `preprocessor.scores` reads (.mid .musicxml .xml .mxl
         .ust .ustx .ds; `lyrics`: a Hangul text for a MIDI without lyric events), or a render file written
@@ -212,11 +218,13 @@ class Singer:
         sample; the pair is deterministic). `score`: the score of `score_path` already read (e.g. with
         edited lyrics), sung instead of reading the file. `energy_db` / `breathiness_db`: dB added to the
         loudness / breathiness the model would sing (a model trained with `model.variance_controls`;
-        any other model refuses a nonzero value); per-frame curves come from an edited render file."""
+        any other model refuses a nonzero value); per-frame curves come from an edited render file.
+        `variance_matching`: how they reach the audio ("change": imposed on the render, "absolute", "off";
+        `inference.synthesis.SingingSynthesizer`)."""
         self._needs_scores()
         speaker_value, pitch_range = self._speaker_choice(speaker)
         sung = sing_file(
-            self.synthesizer(noise_scale), Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
+            self.synthesizer(noise_scale, variance_matching), Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,
             key_shift, speaker_value, noise_scale, seed, pitch_range, score, (float(energy_db), float(breathiness_db)),
         )  # fmt: skip
         result = sung.result
@@ -244,13 +252,16 @@ class Singer:
         chunk_frames: int = DEFAULT_CHUNK_FRAMES,
         energy_db: float = 0.0,
         breathiness_db: float = 0.0,
+        variance_matching: str = "change",
     ) -> tuple[SongRender, PlannedFile]:
         """`sing`'s score (the same arguments), planned and ready to render in decoder chunks of `chunk_frames`
         frames: (`song`, `planned`); `song.chunks()` yields `AudioChunk`s in order, which join into
         `sing(...).wav` within `inference.synthesis.STREAM_TOLERANCE`, and `song.result(wav)` describes the
-        song afterwards. The score is read and checked (and the chunk size) before anything is sung."""
+        song afterwards. The score is read and checked (and the chunk size) before anything is sung. With
+        expressive controls and an asked change, a window's audio waits for the whole window (its levels
+        are matched on the whole of it)."""
         self._needs_scores()
-        synthesizer = self.synthesizer(noise_scale)
+        synthesizer = self.synthesizer(noise_scale, variance_matching)
         speaker_value, pitch_range = self._speaker_choice(speaker)
         planned = plan_file(
             synthesizer, Path(score_path), Path(lyrics) if lyrics is not None else None, track, monophonic,

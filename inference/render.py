@@ -60,6 +60,7 @@ def render_score(
     energy_db: float = 0.0,
     breathiness_db: float = 0.0,
     stream_chunk_frames: int | None = None,
+    variance_matching: str = "change",
 ) -> SungScore:
     """`singer.sing(midi, ...)` (any score format, or a render dump), written to `wav_path` atomically
     (and a PNG beside it with `plot`).
@@ -73,13 +74,14 @@ def render_score(
     if stream_chunk_frames is None:
         sung = singer.sing(
             midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic, score=score,
-            energy_db=energy_db, breathiness_db=breathiness_db,
+            energy_db=energy_db, breathiness_db=breathiness_db, variance_matching=variance_matching,
         )  # fmt: skip
         write_wav_atomic(wav_path, sung.wav, sung.sample_rate)
     else:
         song, planned = singer.open_stream(
             midi, lyrics, key_shift, speaker, noise_scale=noise_scale, seed=seed, track=track, monophonic=monophonic,
             score=score, chunk_frames=stream_chunk_frames, energy_db=energy_db, breathiness_db=breathiness_db,
+            variance_matching=variance_matching,
         )  # fmt: skip
         wav, first_audio = write_stream(song.chunks(), wav_path, singer.sample_rate)
         result = song.result(wav)

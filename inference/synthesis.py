@@ -33,9 +33,11 @@ from torch import nn
 from config.errors import UserInputError
 from inference.backends import SCORE_FIELDS, DecodedChunk, PhraseRenderer, TorchRenderer, check_chunk_frames, decode_chunks, speaker_tensor
 from inference.speakers import SpeakerValue, check_speaker_value
+from inference.variance_matching import MATCHING_MODES, MatchSettings, match_variance
 from modules.harmonic_source import fixed_source_noise
 from modules.score_encoder import N_MIDI_PITCHES
 from modules.score_inputs import ScoreInputs, SingingModel
+from modules.variance import controlled_variance
 from preprocessor.score import REST, Note, validate_notes
 from preprocessor.text.frame_rule import PhonemeScore, note_frame_counts, phoneme_score
 from preprocessor.text.korean import KoreanFrontend, NotePhonemes
@@ -268,6 +270,14 @@ class SingingSynthesizer:
             3-minute song of ordinary phrases (bench/inference_speed.py --long_note_seconds).
         piece_overlap_seconds: real score rendered beyond each cut inside a phrase; the middle half
             of it is cross-faded.
+        variance_matching: for a model with expressive controls (`inference.variance_matching`), how the
+            sung energy and breathiness reach the audio: "change" (default) renders with the predicted
+            curves and imposes the asked change (offset, edited curve) on the render with a two-band gain,
+            so that the plain render is the model's own and an offset moves the measured levels by its
+            amount; "absolute" lets the prior read the sung curves and then levels every render (plain
+            too) to them; "off" only the prior reads them (the learnt response, often a fraction).
+        win_size: the analysis window of the levels (the binarization's `audio.win_size`; default 4 hops).
+        match_settings: the gain's clamp, smoothing, silence floor and passes.
     """
 
     def __init__(
@@ -283,7 +293,15 @@ class SingingSynthesizer:
         context_seconds: float = 0.3,
         max_piece_seconds: float = 4.0,
         piece_overlap_seconds: float = 1.0,
+        variance_matching: str = "change",
+        win_size: int | None = None,
+        match_settings: MatchSettings = MatchSettings(),
     ) -> None:
+        if variance_matching not in MATCHING_MODES:
+            raise UserInputError(f"--variance_matching {variance_matching!r}: use one of {', '.join(MATCHING_MODES)}")
+        self.variance_matching = variance_matching
+        self.win_size = 4 * hop_size if win_size is None else win_size
+        self.match_settings = match_settings
         if isinstance(generator, nn.Module):
             self.generator: nn.Module | None = generator.eval().to(device)
             self.renderer: PhraseRenderer = TorchRenderer(self.generator, sample_rate, hop_size, device)
@@ -547,28 +565,57 @@ class SingingSynthesizer:
         """One window (a phrase or a piece) through the singer: its F0 sung `[T]` and its audio frames
         `[first_frame, last_frame)`. A torch singer rendering whole windows runs its own `sing` (the
         singer contract); otherwise the renderer's acoustic pass, then its decoder, whole or in chunks.
-        The noise is drawn here, not inside a backend, so that torch and onnxruntime sing the same sample."""
+        The noise is drawn here, not inside a backend, so that torch and onnxruntime sing the same sample.
+        With expressive controls, the kept frames are then levelled to the sung energy and breathiness
+        (`variance_matching`; the curves returned are the sung ones in every mode)."""
         hop = self.hop_size
+        # "change" matching: the prior sings the predicted curves, the asked change is imposed on the audio.
+        change = variance_offset_db is not None and self.variance_matching == "change"
+        prior_variance, prior_offset = (None, torch.zeros_like(variance_offset_db)) if change else (variance, variance_offset_db)
         if self.generator is not None and chunk_frames is None:
             t0 = time.perf_counter()
             speaker = speaker_tensor(speaker_id, self.device)
-            out = self._render(self.generator, inputs, speaker, timings, f0, noise_scale, variance, variance_offset_db)
+            out = self._render(self.generator, inputs, speaker, timings, f0, noise_scale, prior_variance, prior_offset)
             timings["acoustic"] += time.perf_counter() - t0 - timings.pop("_decoder_last", 0.0)
-            return out["f0"], out.get("variance"), iter([DecodedChunk(first_frame, out["wav"][first_frame * hop : last_frame * hop])])
-        renderer = self.renderer
-        n_frames = int(inputs.phone_frames.sum())
-        started = time.perf_counter()
-        prior_noise = torch.randn(1, renderer.prior_noise_channels, n_frames).numpy() if renderer.prior_noise_channels else None
-        score = {name: getattr(inputs, name).cpu().numpy() for name in SCORE_FIELDS}
-        given = None if f0 is None else f0[0].cpu().numpy()
-        if variance_offset_db is not None:  # a torch model with expressive controls (onnx refuses them: `_variance_inputs`)
-            acoustic = renderer.acoustic(score, given, prior_noise, noise_scale, speaker_id, variance=variance, variance_offset_db=variance_offset_db)
+            sung_f0, rendered_variance = out["f0"], out.get("variance")
+            chunks: Iterator[DecodedChunk] = iter([DecodedChunk(first_frame, out["wav"][first_frame * hop : last_frame * hop])])
         else:
-            acoustic = renderer.acoustic(score, given, prior_noise, noise_scale, speaker_id)
-        timings["acoustic"] += time.perf_counter() - started
-        source_noise = fixed_source_noise((1, 1, n_frames * hop)).numpy()[0, 0] if renderer.uses_noise else None
-        chunks = decode_chunks(renderer, acoustic.latent, acoustic.f0, source_noise, speaker_id, chunk_frames, first_frame, last_frame)
-        return acoustic.f0, acoustic.variance_db, _timed(chunks, timings)
+            renderer = self.renderer
+            n_frames = int(inputs.phone_frames.sum())
+            started = time.perf_counter()
+            prior_noise = torch.randn(1, renderer.prior_noise_channels, n_frames).numpy() if renderer.prior_noise_channels else None
+            score = {name: getattr(inputs, name).cpu().numpy() for name in SCORE_FIELDS}
+            given = None if f0 is None else f0[0].cpu().numpy()
+            if variance_offset_db is not None:  # a torch model with expressive controls (onnx refuses them: `_variance_inputs`)
+                acoustic = renderer.acoustic(score, given, prior_noise, noise_scale, speaker_id, variance=prior_variance, variance_offset_db=prior_offset)
+            else:
+                acoustic = renderer.acoustic(score, given, prior_noise, noise_scale, speaker_id)
+            timings["acoustic"] += time.perf_counter() - started
+            source_noise = fixed_source_noise((1, 1, n_frames * hop)).numpy()[0, 0] if renderer.uses_noise else None
+            chunks = _timed(decode_chunks(renderer, acoustic.latent, acoustic.f0, source_noise, speaker_id, chunk_frames, first_frame, last_frame), timings)
+            sung_f0, rendered_variance = acoustic.f0, acoustic.variance_db
+        if variance_offset_db is None or rendered_variance is None or self.variance_matching == "off":
+            return sung_f0, rendered_variance, chunks
+        if change:  # what was rendered is the prediction; the sung curves are the prediction edited
+            predicted = torch.from_numpy(rendered_variance)[None]
+            sung = controlled_variance(predicted, None if variance is None else variance.cpu(), variance_offset_db.cpu(), torch.ones_like(predicted[:, :1]))[0].numpy()
+            edit = (sung - rendered_variance)[:, first_frame:last_frame]
+            if not np.any(edit):  # nothing asked: the render is the model's, sample for sample
+                return sung_f0, sung, chunks
+            matching = {"change_db": edit}
+        else:
+            sung = rendered_variance
+            matching = {"target_db": sung[:, first_frame:last_frame]}
+        return sung_f0, sung, self._matched(chunks, np.asarray(sung_f0)[first_frame:last_frame], first_frame, timings, matching)
+
+    def _matched(self, chunks: Iterator[DecodedChunk], f0_hz: np.ndarray, first_frame: int, timings: dict[str, float], matching: dict) -> Iterator[DecodedChunk]:
+        """The window's decoded frames joined and levelled to the sung energy and breathiness (`match_variance`),
+        as one chunk: the gains need the whole window's analysis, so a stream waits for its window here."""
+        wav = np.concatenate([decoded.wav for decoded in chunks])
+        started = time.perf_counter()
+        matched = match_variance(wav, f0_hz, self.sample_rate, self.hop_size, self.win_size, settings=self.match_settings, **matching)
+        timings["matching"] = timings.get("matching", 0.0) + time.perf_counter() - started
+        yield DecodedChunk(first_frame, matched)
 
     def _render(
         self,

@@ -58,6 +58,11 @@ def add_score_arguments(parser: argparse.ArgumentParser, stochastic: bool) -> No
     parser.add_argument("--speaker", default="0", help="who sings (a multi-speaker model): a name, an id, or a mix of names, e.g. a:0.7,b:0.3")
     parser.add_argument("--energy_db", type=float, default=0.0, help="dB added to the predicted loudness (a model with expressive controls: model.variance_controls)")
     parser.add_argument("--breathiness_db", type=float, default=0.0, help="dB added to the predicted breathiness (the same models)")
+    parser.add_argument(
+        "--variance_matching", choices=("change", "absolute", "off"), default="change",
+        help="how energy/breathiness reach the audio: change = the asked change imposed on the render by a two-band gain (default), "
+        "absolute = every render levelled to the sung curves, off = only what the model learnt",
+    )  # fmt: skip
     if stochastic:
         parser.add_argument("--noise_scale", type=float, default=DEFAULT_NOISE_SCALE, help="prior sampling temperature (0 = the prior mean)")
         parser.add_argument("--seed", type=int, default=0, help="seed of the prior sample")
@@ -178,7 +183,7 @@ def sing_jobs(singer, jobs: list[tuple[Path, Path, Path | None, Path | None]], a
             singer, midi, wav_path, lyrics=lyrics, track=args.track, monophonic=args.monophonic, key_shift=args.key_shift,
             speaker=args.speaker, noise_scale=getattr(args, "noise_scale", DEFAULT_NOISE_SCALE), plot=args.plot,
             seed=getattr(args, "seed", 0), dump=dump, energy_db=args.energy_db, breathiness_db=args.breathiness_db,
-            stream_chunk_frames=args.chunk_frames if args.stream else None,
+            variance_matching=args.variance_matching, stream_chunk_frames=args.chunk_frames if args.stream else None,
         )  # fmt: skip
         for warning in sung.warnings:
             logger.warning("%s", warning)

@@ -135,12 +135,14 @@ class PageHandlers:
 
     def render(self, view, table, model: str, key_shift: float, noise_scale: float, speaker: Any) -> tuple[Any, ...]:
         """(view, rows, audio, wav file, plot, tuning text, status)."""
+        from inference.webui_handlers import page_speaker
+
         nothing = (None, None, None, "")
         if view is None:
             return (None, [], *nothing, status_html("error: no score yet; upload a score or pick an example", "error"))
         try:
             view = self.singing.with_lyrics(view, lyrics_column(table))
-            rendering = self.singing.render(view, model, key_shift=int(key_shift), noise_scale=float(noise_scale), speaker=int(speaker or 0))
+            rendering = self.singing.render(view, model, key_shift=int(key_shift), noise_scale=float(noise_scale), speaker=page_speaker(speaker))
         except UserInputError as error:
             return (view, table_rows(table), *nothing, status_html(self.singing.page_message(error), "error"))
         wav = str(rendering.wav_path)
@@ -150,8 +152,10 @@ class PageHandlers:
     def speaker_choices(self, model: str) -> dict[str, Any]:
         import gradio as gr
 
-        count = self.singing.speakers(model)
-        return gr.update(choices=list(range(count)), value=0, visible=count > 1)
+        from inference.webui_handlers import speaker_choices
+
+        names = self.singing.speakers(model)
+        return gr.update(choices=speaker_choices(names), value=names[0], visible=len(names) > 1)
 
 
 def table_rows(table) -> list[list[object]]:
@@ -195,7 +199,7 @@ def _score_tab(handlers: PageHandlers) -> None:
     """The score singer's components and events, inside the caller's Blocks (or Tab) context."""
     import gradio as gr
 
-    from inference.webui_handlers import DEFAULT_NOISE_SCALE, SCORE_SUFFIXES, TABLE_HEADERS
+    from inference.webui_handlers import DEFAULT_NOISE_SCALE, SCORE_SUFFIXES, TABLE_HEADERS, speaker_choices
 
     singing = handlers.singing
     names = singing.model_names
@@ -207,7 +211,10 @@ def _score_tab(handlers: PageHandlers) -> None:
             upload = gr.File(label=f"score ({', '.join(SCORE_SUFFIXES)})", file_types=list(SCORE_SUFFIXES), type="filepath", elem_id="score-upload")
             example = gr.Dropdown(choices=list(handlers.examples), value=None, label="or an example (data/examples/)", elem_id="example")
             model = gr.Dropdown(choices=names, value=names[0], label="model", visible=len(names) > 1, elem_id="model")
-            speaker = gr.Dropdown(choices=list(range(speakers)), value=0, label="speaker", visible=speakers > 1, elem_id="speaker")
+            speaker = gr.Dropdown(
+                choices=speaker_choices(speakers), value=speakers[0], label="speaker (a name, an id, or type a mix such as a:0.7,b:0.3)",
+                allow_custom_value=True, visible=len(speakers) > 1, elem_id="speaker",
+            )  # fmt: skip
             key_shift = gr.Slider(-12, 12, value=0, step=1, label="key shift (semitones)", elem_id="key-shift")
             noise_scale = gr.Slider(0.0, 1.5, value=DEFAULT_NOISE_SCALE, step=0.01, label="noise scale (0 = the prior mean)", elem_id="noise-scale")
             with gr.Row():

@@ -47,6 +47,19 @@ TABLE_HEADERS = ("phrase", "bar:beat", "start (s)", "notes", "lyrics")
 LYRICS_COLUMN = TABLE_HEADERS.index("lyrics")
 
 
+
+def speaker_choices(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The speaker menu's (label, value) pairs: each name as `--speaker` takes it, labelled with its id when it
+    is not the id itself ("demo_low (1)"; an unnamed model's "1")."""
+    return [(name if name == str(index) else f"{name} ({index})", name) for index, name in enumerate(names)]
+
+
+def page_speaker(value: object) -> int | str:
+    """The menu's value as `--speaker` takes it: a name, an id or a typed mix (empty = speaker 0)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else str(value).strip()
+
 @dataclass(frozen=True)
 class Phrase:
     """The sung notes of one phrase: `note_indices` into `Score.notes`; `lyrics` one syllable per note."""
@@ -170,8 +183,9 @@ class WebSinging:
     def model_names(self) -> list[str]:
         return list(self.models)
 
-    def speakers(self, model: str) -> int:
-        return int(self._singer(model).model.n_speakers)
+    def speakers(self, model: str) -> tuple[str, ...]:
+        """The model's speaker names in id order (`Singer.speakers`: the training data's names, else "0", "1", ...)."""
+        return self._singer(model).speakers
 
     def _singer(self, model: str) -> Singer:
         if model not in self.models:
@@ -218,9 +232,17 @@ class WebSinging:
             self.frontend.phonemize(list(score.notes), source=str(score.source))
 
     def render(
-        self, view: ScoreView, model: str, key_shift: int = 0, noise_scale: float = DEFAULT_NOISE_SCALE, speaker: int = 0, seed: int = 0, plot: bool = True
+        self,
+        view: ScoreView,
+        model: str,
+        key_shift: int = 0,
+        noise_scale: float = DEFAULT_NOISE_SCALE,
+        speaker: int | str = 0,
+        seed: int = 0,
+        plot: bool = True,
     ) -> Rendering:
-        """Sing `view` with `model` as the CLI does (`render_score`); the wav and its PNG land in a fresh folder under `work_dir`."""
+        """Sing `view` with `model` as the CLI does (`render_score`); the wav and its PNG land in a fresh folder under `work_dir`.
+        `speaker`: as `--speaker` takes it (an id, a name of `speakers(model)`, or a mix "a:0.7,b:0.3")."""
         singer = self._singer(model)
         if not float(noise_scale) >= 0:
             raise UserInputError(f"noise scale {noise_scale}: must be 0 or more (0 = the prior mean)")
@@ -230,7 +252,7 @@ class WebSinging:
         with self._lock:
             audio = singer.audio
             sung = render_score(
-                singer, view.score_path, wav_path, key_shift=int(key_shift), speaker=int(speaker), noise_scale=float(noise_scale),
+                singer, view.score_path, wav_path, key_shift=int(key_shift), speaker=speaker, noise_scale=float(noise_scale),
                 plot=plot, seed=seed, score=view.score,
             )  # fmt: skip
             result, warnings = sung.synthesis, sung.warnings

@@ -4,7 +4,8 @@ Both are levels in dB (energy: RMS of the whole signal; breathiness: RMS of its 
 `preprocessor.variance`). `VarianceHeads` predicts them from the frame-level score encoding `h`
 (one FastSpeech 2 variance predictor each, `modules.fs2_singer.VariancePredictor`); the frame prior
 reads them (the true curves while training, the predicted ones at inference, plus any offset or
-curve the user gives), so changing them changes the prior and hence the audio.
+curve the user gives), so changing them changes the prior and hence the audio (by how much is learnt;
+`inference.variance_matching` imposes the asked change on the rendered audio).
 
 Scale: dB / 20 = log10 of the RMS (as the FS2 singer's energy), so the losses are of order 1 and
 an offset of +3 dB is +0.15 on the prior's input. Levels are clamped to `DB_FLOOR` first: silence is

@@ -63,6 +63,10 @@ def world_synthesis(analysis: WorldAnalysis, sample_rate: int, hop_size: int) ->
 def aperiodic_part(audio: np.ndarray, sample_rate: int, hop_size: int, f0_hz: np.ndarray) -> np.ndarray:
     """The aperiodic (noise) part of `audio` as DiffSinger separates it with WORLD: the envelope
     weighted by the squared aperiodicity, synthesised from noise alone (aperiodicity 1 everywhere)."""
-    analysis = world_analysis(audio, sample_rate, hop_size, f0_hz)
+    return aperiodic_synthesis(world_analysis(audio, sample_rate, hop_size, f0_hz), sample_rate, hop_size)
+
+
+def aperiodic_synthesis(analysis: WorldAnalysis, sample_rate: int, hop_size: int) -> np.ndarray:
+    """`aperiodic_part` from an analysis already made (inference's variance matching reuses its analysis)."""
     noise = analysis.envelope * analysis.aperiodicity**2
     return world_synthesis(WorldAnalysis(analysis.f0, noise, np.ones_like(analysis.aperiodicity)), sample_rate, hop_size)

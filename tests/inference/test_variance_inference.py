@@ -35,6 +35,23 @@ def controlled_singer(tmp_path_factory, frontend) -> Singer:
     return Singer.load(path, device="cpu", frontend=frontend)
 
 
+@pytest.fixture(scope="module")
+def voiced_song(controlled_singer, song, tmp_path_factory):
+    """The song's render file with every sung phoneme voiced at its note's pitch (the untrained model predicts
+    no voicing, and breathiness is only defined where WORLD sees a voice)."""
+    folder = tmp_path_factory.mktemp("voiced_song")
+    render_score(controlled_singer, song, folder / "song.wav", dump=folder / "song.json")
+    document = json.loads((folder / "song.json").read_text(encoding="utf-8"))
+    for phrase in document["phrases"]:
+        for entry in phrase["phonemes"]:
+            pitch = phrase["notes"][entry["note"]]["pitch"]
+            hz = 440.0 * 2.0 ** ((pitch - 69) / 12) if pitch > 0 else 0.0
+            entry["f0_hz"], entry["voiced"] = [hz] * entry["frames"], [int(hz > 0)] * entry["frames"]
+    path = folder / "voiced.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
 def test_offsets_shift_the_sung_curves_exactly_and_change_the_audio(controlled_singer, song):
     plain = controlled_singer.sing(song)
     zero = controlled_singer.sing(song, energy_db=0.0, breathiness_db=0.0)
@@ -47,9 +64,12 @@ def test_offsets_shift_the_sung_curves_exactly_and_change_the_audio(controlled_s
         np.testing.assert_array_equal(after[1], before[1])  # breathiness untouched
     for before, after in zip(plain.synthesis.phrase_variance_db, breathy.synthesis.phrase_variance_db):
         np.testing.assert_allclose(after[1] - before[1], -6.0, atol=1e-4)
-    # The prior reads them: the audio changes (how many dB it changes by is learnt; docs/BENCHMARKS.md measures a trained model).
+    # The audio changes: by the matching gain (an unvoiced render, as this untrained model's: energy only), and
+    # without matching through the prior alone (by how much is learnt; docs/BENCHMARKS.md measures a trained model).
     scale = np.abs(plain.wav).max()
-    assert np.abs(louder.wav - plain.wav).max() > 1e-3 * scale and np.abs(breathy.wav - plain.wav).max() > 1e-3 * scale
+    assert np.abs(louder.wav - plain.wav).max() > 1e-3 * scale
+    unmatched = controlled_singer.sing(song, breathiness_db=-6.0, variance_matching="off")
+    assert np.abs(unmatched.wav - controlled_singer.sing(song, variance_matching="off").wav).max() > 1e-3 * scale
     assert np.array_equal(plain.synthesis.f0_hz, louder.synthesis.f0_hz)  # the F0 predictor does not read them
 
 
@@ -104,3 +124,81 @@ def test_a_model_without_controls_refuses_offsets_in_one_line(tiny_experiment, f
     with pytest.raises(UserInputError, match="this model has no expressive controls; train it with model.variance_controls: true"):
         singer.sing(song, breathiness_db=-3.0)
     assert singer.sing(song, energy_db=0.0).wav.size > 0
+
+
+def _levels(singer, sung):
+    """Measured (energy, breathiness) dB per frame of a render, as binarization measures them (with the sung F0)."""
+    from inference.variance_matching import measure_levels
+
+    audio = singer.audio
+    return measure_levels(sung.wav, sung.synthesis.f0_hz, audio.sample_rate, audio.hop_size, audio.win_size)[:2]
+
+
+def _sung_frames(sung, energy) -> np.ndarray:
+    """Voiced frames of sung notes, not silent, clear of phrase and voicing edges (the gains are smoothed over 5 frames)."""
+    f0 = sung.synthesis.f0_hz
+    voiced = f0 > 0
+    inner = voiced & np.roll(voiced, 3) & np.roll(voiced, -3)
+    pitch = np.repeat([note.pitch for note in sung.synthesis.notes], sung.synthesis.note_frames)
+    return inner & (pitch > 0) & (energy > energy.max() - 40.0)
+
+
+@pytest.mark.parametrize("asked", [6.0, -6.0])
+def test_an_energy_offset_moves_the_measured_energy_of_the_render_by_its_amount(controlled_singer, voiced_song, asked):
+    song = voiced_song
+    plain = controlled_singer.sing(song)
+    moved = controlled_singer.sing(song, energy_db=asked)
+    e0, _ = _levels(controlled_singer, plain)
+    e1, _ = _levels(controlled_singer, moved)
+    frames = _sung_frames(plain, e0)
+    assert frames.sum() > 50
+    assert abs(np.median((e1 - e0)[frames]) - asked) < 1.0
+    # Without matching only the prior reads the offset: this untrained one barely moves.
+    unmatched = controlled_singer.sing(song, energy_db=asked, variance_matching="off")
+    assert abs(np.median((_levels(controlled_singer, unmatched)[0] - e0)[frames])) < abs(asked) / 2
+
+
+def test_a_breathiness_offset_moves_the_breathiness_and_leaves_the_energy(controlled_singer, voiced_song):
+    song = voiced_song
+    plain = controlled_singer.sing(song)
+    breathy = controlled_singer.sing(song, breathiness_db=6.0)
+    e0, b0 = _levels(controlled_singer, plain)
+    e1, b1 = _levels(controlled_singer, breathy)
+    frames = _sung_frames(plain, e0)
+    assert abs(np.median((b1 - b0)[frames]) - 6.0) < 1.5
+    assert abs(np.median((e1 - e0)[frames])) < 1.0
+    assert np.isfinite(breathy.wav).all() and np.abs(breathy.wav).max() <= 1.0
+
+
+def test_matched_offsets_stream_as_they_render_and_absolute_matching_levels_the_plain_render(controlled_singer, voiced_song):
+    song = voiced_song
+    from inference.synthesis import STREAM_TOLERANCE
+
+    whole = controlled_singer.sing(song, energy_db=-4.0, breathiness_db=3.0)
+    streamed = np.concatenate([c.wav for c in controlled_singer.sing_stream(song, energy_db=-4.0, breathiness_db=3.0, chunk_frames=16)])
+    assert len(streamed) == len(whole.wav) and np.abs(streamed - whole.wav).max() <= STREAM_TOLERANCE
+    # "absolute": every render (the plain one too) is levelled towards the curves the model predicts.
+    plain = controlled_singer.sing(song, variance_matching="off")
+    levelled = controlled_singer.sing(song, variance_matching="absolute")
+    assert np.isfinite(levelled.wav).all() and not np.array_equal(levelled.wav, plain.wav)
+    sung = np.concatenate([v[0, p.trim_start : p.trim_start + p.body_frames] for v, p in zip(levelled.synthesis.phrase_variance_db, levelled.plan.phrases)])
+    e_off, _ = _levels(controlled_singer, plain)
+    e_abs, _ = _levels(controlled_singer, levelled)
+    frames = _sung_frames(plain, e_off)
+    assert np.median(np.abs(e_abs - sung)[frames]) < np.median(np.abs(e_off - sung)[frames])
+    with pytest.raises(UserInputError, match="--variance_matching 'loud': use one of change, absolute, off"):
+        controlled_singer.sing(song, variance_matching="loud")
+
+
+def test_the_cli_switches_matching_off_and_refuses_an_unknown_mode(controlled_singer, voiced_song, tmp_path):
+    from tests.inference.conftest import as_pcm16, read_pcm, run_cli
+
+    wav = tmp_path / "off.wav"
+    process = run_cli("--ckpt", controlled_singer.source, "--score", voiced_song, "--out", wav, "--energy_db", 6, "--variance_matching", "off")
+    assert process.returncode == 0, process.stderr
+    unmatched = controlled_singer.sing(voiced_song, energy_db=6.0, variance_matching="off")
+    matched = controlled_singer.sing(voiced_song, energy_db=6.0)
+    written = read_pcm(wav)[0]
+    assert np.abs(written.astype(np.int32) - as_pcm16(unmatched.wav)).max() <= 2 and not np.array_equal(as_pcm16(matched.wav), as_pcm16(unmatched.wav))
+    process = run_cli("--ckpt", controlled_singer.source, "--score", voiced_song, "--out", tmp_path / "x.wav", "--variance_matching", "loud")
+    assert process.returncode == 2 and "--variance_matching: invalid choice: 'loud'" in process.stderr

@@ -232,11 +232,30 @@ def test_a_multi_speaker_model_and_a_second_model_are_offered(singer, frontend, 
     singing = WebSinging({"tiny": singer, "duet": duet}, tmp_path / "work", frontend=frontend)
     handlers = PageHandlers(singing, [])
     assert singing.model_names == ["tiny", "duet"]
-    assert handlers.speaker_choices("duet")["visible"] is True and handlers.speaker_choices("duet")["choices"] == [0, 1]
+    # The menu offers the model's speaker names (an unnamed model's are its ids), values as --speaker takes them.
+    assert singing.speakers("duet") == duet.speakers == ("0", "1")
+    update = handlers.speaker_choices("duet")
+    assert update["visible"] is True and update["choices"] == [("0", "0"), ("1", "1")] and update["value"] == "0"
     assert handlers.speaker_choices("tiny")["visible"] is False
     view = singing.open_score(short_song)
     voices = [read_pcm(singing.render(view, "duet", speaker=s, plot=False).wav_path)[0] for s in (0, 1)]
     assert len(voices[0]) == len(voices[1]) and not np.array_equal(*voices)  # the speaker reaches the model
     rows = view.rows()
+    # What the menu hands the handler (a name, an id as text, a typed mix) reaches the model as --speaker would.
+    by_name = handlers.render(view, rows, "duet", 0, 0.667, "1")
+    assert np.array_equal(read_pcm(by_name[3])[0], voices[1])
+    mixed = handlers.render(view, rows, "duet", 0, 0.667, " 0:0.5,1:0.5 ")
+    mix = read_pcm(mixed[3])[0]
+    assert len(mix) == len(voices[0]) and not np.array_equal(mix, voices[0]) and not np.array_equal(mix, voices[1])
     assert "--speaker 2" in handlers.render(view, rows, "duet", 0, 0.667, 2)[-1]
+    assert "unknown speaker 'alto'" in html.unescape(handlers.render(view, rows, "duet", 0, 0.667, "alto")[-1])
+    assert np.array_equal(read_pcm(handlers.render(view, rows, "duet", 0, 0.667, None)[3])[0], voices[0])  # empty: speaker 0
     assert "model 'other': not loaded" in html.unescape(handlers.render(view, rows, "other", 0, 0.667, 0)[-1])
+
+
+def test_the_speaker_menu_labels_names_with_their_ids():
+    from inference.webui_handlers import page_speaker, speaker_choices
+
+    assert speaker_choices(("demo", "demo_low")) == [("demo (0)", "demo"), ("demo_low (1)", "demo_low")]
+    assert speaker_choices(("0", "1")) == [("0", "0"), ("1", "1")]
+    assert page_speaker(None) == 0 and page_speaker("  ") == 0 and page_speaker(1) == 1 and page_speaker(" demo_low ") == "demo_low"
