@@ -208,7 +208,8 @@ def match_variance(
         moved = np.stack(measure_levels(out, f0, sample_rate, hop_size, win_size)[:2]) - levels
         moved = np.stack([_smooth(m, settings.smooth_frames) for m in moved])
         step = request - previous_request
-        slope = np.where(np.abs(step) > 0.1, (moved - previous_moved) / np.where(np.abs(step) > 0.1, step, 1.0), 1.0)
+        stepped = np.abs(step) > 0.1  # too small a step says nothing about the slope: assume one for one
+        slope = np.where(stepped, (moved - previous_moved) / np.where(stepped, step, 1.0), 1.0)
         slope = np.clip(slope, 0.25, 4.0)
         previous_request, previous_moved = request, moved
         request = np.clip(request + (wanted - moved) / slope, -bound, bound)

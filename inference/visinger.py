@@ -38,6 +38,7 @@ from inference.api import DEFAULT_NOISE_SCALE  # noqa: E402
 from model_io.checkpoint_file import ROOT_ENV, work_dir_for  # noqa: E402
 
 DEFAULT_CHUNK_FRAMES = 32  # inference.synthesis.DEFAULT_CHUNK_FRAMES (not imported here: --help stays fast)
+MATCHING_MODES = ("change", "absolute", "off")  # inference.variance_matching.MATCHING_MODES (likewise)
 
 logger = logging.getLogger("inference")
 
@@ -59,7 +60,7 @@ def add_score_arguments(parser: argparse.ArgumentParser, stochastic: bool) -> No
     parser.add_argument("--energy_db", type=float, default=0.0, help="dB added to the predicted loudness (a model with expressive controls: model.variance_controls)")
     parser.add_argument("--breathiness_db", type=float, default=0.0, help="dB added to the predicted breathiness (the same models)")
     parser.add_argument(
-        "--variance_matching", choices=("change", "absolute", "off"), default="change",
+        "--variance_matching", choices=MATCHING_MODES, default="change",
         help="how energy/breathiness reach the audio: change = the asked change imposed on the render by a two-band gain (default), "
         "absolute = every render levelled to the sung curves, off = only what the model learnt",
     )  # fmt: skip

@@ -47,7 +47,6 @@ TABLE_HEADERS = ("phrase", "bar:beat", "start (s)", "notes", "lyrics")
 LYRICS_COLUMN = TABLE_HEADERS.index("lyrics")
 
 
-
 def speaker_choices(names: Sequence[str]) -> list[tuple[str, str]]:
     """The speaker menu's (label, value) pairs: each name as `--speaker` takes it, labelled with its id when it
     is not the id itself ("demo_low (1)"; an unnamed model's "1")."""
@@ -59,6 +58,7 @@ def page_speaker(value: object) -> int | str:
     if value is None or (isinstance(value, str) and not value.strip()):
         return 0
     return value if isinstance(value, int) and not isinstance(value, bool) else str(value).strip()
+
 
 @dataclass(frozen=True)
 class Phrase:
